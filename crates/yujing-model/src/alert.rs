@@ -1,0 +1,309 @@
+//! Alerts: mechanisms, states, transitions and deterministic ids (DESIGN §6).
+
+use crate::period::Period;
+use crate::score::Severity;
+use crate::sector::SectorScope;
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The response mechanism an alert sets in motion, as the 2021-2025 plan names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mechanism {
+    /// 央地监管协同: notify the central regulator's local office about a bank.
+    CentralLocalCoordination,
+    /// 一事一案一专班: a case team for a failing institution.
+    OneCaseOnePlanOneTeam,
+    /// 风险分担与代偿补偿: risk sharing and payout compensation for guarantors.
+    GuaranteeRiskSharing,
+    /// 地方金融组织退出机制: exit of a local lender.
+    ExitMechanism,
+    /// 互联网金融遗留问题接续化解: P2P wind-down follow-up.
+    InternetFinanceLegacy,
+    /// 非法集资网格化管理: grid management of illegal fundraising.
+    GridManagement,
+    /// 监管数据报送: missing or late reports.
+    ReportingDiscipline,
+    /// 区域性风险防控: district-level concentration of risk.
+    DistrictConcentration,
+}
+
+impl Mechanism {
+    /// Every mechanism.
+    pub const ALL: [Mechanism; 8] = [
+        Mechanism::CentralLocalCoordination,
+        Mechanism::OneCaseOnePlanOneTeam,
+        Mechanism::GuaranteeRiskSharing,
+        Mechanism::ExitMechanism,
+        Mechanism::InternetFinanceLegacy,
+        Mechanism::GridManagement,
+        Mechanism::ReportingDiscipline,
+        Mechanism::DistrictConcentration,
+    ];
+
+    /// The kebab-case id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mechanism::CentralLocalCoordination => "central-local-coordination",
+            Mechanism::OneCaseOnePlanOneTeam => "one-case-one-plan-one-team",
+            Mechanism::GuaranteeRiskSharing => "guarantee-risk-sharing",
+            Mechanism::ExitMechanism => "exit-mechanism",
+            Mechanism::InternetFinanceLegacy => "internet-finance-legacy",
+            Mechanism::GridManagement => "grid-management",
+            Mechanism::ReportingDiscipline => "reporting-discipline",
+            Mechanism::DistrictConcentration => "district-concentration",
+        }
+    }
+
+    /// Parses a kebab-case id.
+    pub fn parse(s: &str) -> Option<Mechanism> {
+        Mechanism::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// The Chinese name.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Mechanism::CentralLocalCoordination => "央地监管协同",
+            Mechanism::OneCaseOnePlanOneTeam => "一事一案一专班",
+            Mechanism::GuaranteeRiskSharing => "风险分担与代偿补偿",
+            Mechanism::ExitMechanism => "地方金融组织退出机制",
+            Mechanism::InternetFinanceLegacy => "互联网金融遗留问题接续化解",
+            Mechanism::GridManagement => "非法集资网格化管理",
+            Mechanism::ReportingDiscipline => "监管数据报送",
+            Mechanism::DistrictConcentration => "区域性风险防控",
+        }
+    }
+
+    /// The English name.
+    pub fn name_en(self) -> &'static str {
+        match self {
+            Mechanism::CentralLocalCoordination => "Central-local supervisory coordination",
+            Mechanism::OneCaseOnePlanOneTeam => "One case, one plan, one task force",
+            Mechanism::GuaranteeRiskSharing => "Guarantee risk sharing and payout compensation",
+            Mechanism::ExitMechanism => "Exit mechanism for local financial organisations",
+            Mechanism::InternetFinanceLegacy => "Wind-down of closed P2P platforms",
+            Mechanism::GridManagement => "Grid management of illegal fundraising",
+            Mechanism::ReportingDiscipline => "Timely and truthful reporting",
+            Mechanism::DistrictConcentration => "Regional risk prevention",
+        }
+    }
+}
+
+impl fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an alert is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlertState {
+    /// Raised and not yet seen to.
+    Open,
+    /// A person has taken it.
+    Acknowledged,
+    /// A person closed it, with a note.
+    Resolved,
+    /// The indicators went back under the line (with hysteresis).
+    AutoResolved,
+    /// Only a report that a later revision replaced raised it.
+    Superseded,
+}
+
+impl AlertState {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Open => "open",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Resolved => "resolved",
+            AlertState::AutoResolved => "auto-resolved",
+            AlertState::Superseded => "superseded",
+        }
+    }
+
+    /// Whether the alert still needs attention (open or acknowledged).
+    pub fn is_active(self) -> bool {
+        matches!(self, AlertState::Open | AlertState::Acknowledged)
+    }
+
+    /// Parses a kebab-case name.
+    pub fn parse(s: &str) -> Option<AlertState> {
+        [
+            AlertState::Open,
+            AlertState::Acknowledged,
+            AlertState::Resolved,
+            AlertState::AutoResolved,
+            AlertState::Superseded,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntityKind {
+    /// One institution.
+    Institution,
+    /// A district's sector aggregate.
+    District,
+    /// A sector city-wide.
+    Sector,
+}
+
+impl EntityKind {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Institution => "institution",
+            EntityKind::District => "district",
+            EntityKind::Sector => "sector",
+        }
+    }
+}
+
+/// Why the alert fired: the values behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The metric the rule watches (an indicator, `score`, or an aggregate figure).
+    pub metric: String,
+    /// Its value in the latest period evaluated.
+    pub value: f64,
+    /// The line it crossed for the current severity.
+    pub threshold: f64,
+    /// `above` or `below`: which side of the line is risky.
+    pub direction: String,
+    /// How many consecutive periods the line has been crossed.
+    pub periods: u32,
+    /// The composite score in the latest period, where the entity has one.
+    pub score: Option<f64>,
+    /// The trend z-score in the latest period, where there is one.
+    pub trend_z: Option<f64>,
+    /// Every indicator value of the latest period.
+    pub indicators: BTreeMap<String, f64>,
+    /// One sentence in Chinese and English.
+    pub summary: String,
+}
+
+/// A severity change in an alert's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeverityStep {
+    /// The period the severity was reached.
+    pub period: Period,
+    /// The severity.
+    pub severity: Severity,
+}
+
+/// An early-warning alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Deterministic id: a hash of the dedupe key and the opening period.
+    pub id: String,
+    /// `rule:entity_kind:entity_id`; one active alert at most per key.
+    pub dedupe_key: String,
+    /// The rule id.
+    pub rule: String,
+    /// The current severity (it only rises while open).
+    pub severity: Severity,
+    /// The mechanism to start.
+    pub mechanism: Mechanism,
+    /// The mechanism's Chinese name.
+    pub mechanism_zh: String,
+    /// Who must respond.
+    pub owner: String,
+    /// The lifecycle state.
+    pub state: AlertState,
+    /// What the alert is about.
+    pub entity_kind: EntityKind,
+    /// Institution id, district code or sector.
+    pub entity_id: String,
+    /// A readable name of the entity.
+    pub entity_name: String,
+    /// The district (of the institution, or the district itself).
+    pub district_code: String,
+    /// The sector, or `all`.
+    pub sector: SectorScope,
+    /// The period in which the alert opened.
+    pub period: Period,
+    /// The latest period evaluated.
+    pub last_period: Period,
+    /// When it opened, in event time (the submission that crossed the line, or a deadline).
+    pub opened_at: DateTime<FixedOffset>,
+    /// When the latest change happened, in event time.
+    pub updated_at: DateTime<FixedOffset>,
+    /// When it was resolved, if it was.
+    pub resolved_at: Option<DateTime<FixedOffset>>,
+    /// The response deadline: opened_at plus the rule's response time.
+    pub respond_by: DateTime<FixedOffset>,
+    /// Severity steps, first the opening one.
+    pub history: Vec<SeverityStep>,
+    /// Why it fired.
+    pub evidence: Evidence,
+    /// Who it is assigned to, if anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    /// The note of the person who resolved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// API links.
+    pub links: BTreeMap<String, String>,
+}
+
+/// The deterministic alert id for a dedupe key and the period the alert opened in.
+///
+/// ```
+/// let p = "2025-09".parse().unwrap();
+/// let a = yujing_model::alert::alert_id("microloan-npl:institution:CQ-MLC-0042", p);
+/// assert_eq!(a, yujing_model::alert::alert_id("microloan-npl:institution:CQ-MLC-0042", p));
+/// assert!(a.starts_with("yj-") && a.len() == 19);
+/// ```
+pub fn alert_id(dedupe_key: &str, opened: Period) -> String {
+    let mut h = Sha256::new();
+    h.update(dedupe_key.as_bytes());
+    h.update(b"\x1f");
+    h.update(opened.to_string().as_bytes());
+    let d = h.finalize();
+    let mut s = String::with_capacity(19);
+    s.push_str("yj-");
+    for b in &d[..8] {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// What happened to an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransitionKind {
+    /// It opened.
+    Opened,
+    /// Its severity rose.
+    Escalated,
+    /// The indicators went back under the line.
+    AutoResolved,
+    /// A corrected report took away what raised it.
+    Superseded,
+    /// A person acknowledged it.
+    Acknowledged,
+    /// A person assigned it.
+    Assigned,
+    /// A person resolved it.
+    Resolved,
+}
+
+/// One change to an alert, as published on `yujing.alerts` and written to the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    /// What happened.
+    pub kind: TransitionKind,
+    /// Who did it: `yujing` for the engine, else the person.
+    pub by: String,
+    /// The alert after the change.
+    pub alert: Alert,
+}
