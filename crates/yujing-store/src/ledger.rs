@@ -1,0 +1,300 @@
+//! The ledger: which report is authoritative for each institution and period.
+//!
+//! Dedupe by `report_id`, highest revision per institution+period wins, stale revisions are
+//! rejected, and the watermark (the latest `submitted_at` seen, less the allowed lateness)
+//! drives missing-report detection (DESIGN §4, §7).
+
+use chrono::{DateTime, Duration, FixedOffset};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use yujing_model::{Metric, Period, Reason, Rejection, Report, Sector};
+
+/// What applying a report did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The first report for its institution and period.
+    New,
+    /// A higher revision replaced the previous winner.
+    Replaced {
+        /// The revision it replaced.
+        previous_revision: u32,
+    },
+    /// An exact repeat of a `report_id` already seen: a counted no-op.
+    Duplicate,
+    /// Not applied; dead-letter it with this rejection (`stale_revision` or `inconsistent`).
+    Rejected(Rejection),
+}
+
+impl Outcome {
+    /// Whether the ledger changed.
+    pub fn changed(&self) -> bool {
+        matches!(self, Outcome::New | Outcome::Replaced { .. })
+    }
+}
+
+/// Ledger settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerSettings {
+    /// How long after a period ends its report is due.
+    pub report_deadline: Duration,
+    /// Subtracted from the latest `submitted_at` seen to give the watermark.
+    pub allowed_lateness: Duration,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings { report_deadline: Duration::days(15), allowed_lateness: Duration::zero() }
+    }
+}
+
+/// One institution and period: the winning report and every `report_id` seen for it.
+#[derive(Debug, Clone)]
+struct Slot {
+    winner: Arc<Report>,
+    seen: Vec<Box<str>>,
+}
+
+/// What the ledger knows of an institution.
+#[derive(Debug, Clone)]
+pub struct InstitutionRecord {
+    /// Its id.
+    pub institution_id: Arc<str>,
+    /// Its sector (fixed: a report under another sector is rejected).
+    pub sector: Sector,
+    periods: BTreeMap<Period, Slot>,
+}
+
+impl InstitutionRecord {
+    /// The winning report of each period, oldest first.
+    pub fn reports(&self) -> impl DoubleEndedIterator<Item = &Arc<Report>> + '_ {
+        self.periods.values().map(|s| &s.winner)
+    }
+
+    /// The winning report of a period.
+    pub fn report(&self, period: Period) -> Option<&Arc<Report>> {
+        self.periods.get(&period).map(|s| &s.winner)
+    }
+
+    /// The latest period's winning report.
+    pub fn latest(&self) -> Option<&Arc<Report>> {
+        self.periods.values().next_back().map(|s| &s.winner)
+    }
+
+    /// The name and district of the latest period's report.
+    pub fn name(&self) -> &str {
+        self.latest().map(|r| r.institution_name.as_str()).unwrap_or("")
+    }
+}
+
+/// Whether an expected report came in on time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// Submitted by the deadline.
+    OnTime {
+        /// When it was submitted.
+        at: DateTime<FixedOffset>,
+    },
+    /// Submitted after the deadline.
+    Late {
+        /// When it was submitted.
+        at: DateTime<FixedOffset>,
+        /// When it was due.
+        deadline: DateTime<FixedOffset>,
+    },
+    /// Not submitted, and the watermark has passed the deadline.
+    Missing {
+        /// When it was due.
+        deadline: DateTime<FixedOffset>,
+    },
+}
+
+/// Counters of what the ledger has seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LedgerCounts {
+    /// Reports that were new for their institution and period.
+    pub new: u64,
+    /// Reports that replaced a lower revision.
+    pub replaced: u64,
+    /// Exact repeats of a `report_id`.
+    pub duplicates: u64,
+    /// Reports rejected by the ledger (stale revisions, sector conflicts).
+    pub rejected: u64,
+}
+
+/// The in-memory ledger. Every method is deterministic; the final state depends only on the
+/// set of reports applied, not on their order, except which of two equal revisions wins.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    settings: LedgerSettings,
+    institutions: BTreeMap<Arc<str>, InstitutionRecord>,
+    by_sector_period: HashMap<(Sector, Period), BTreeSet<Arc<str>>>,
+    max_submitted: Option<DateTime<FixedOffset>>,
+    counts: LedgerCounts,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new(settings: LedgerSettings) -> Ledger {
+        Ledger { settings, ..Ledger::default() }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &LedgerSettings {
+        &self.settings
+    }
+
+    /// Counts so far.
+    pub fn counts(&self) -> LedgerCounts {
+        self.counts
+    }
+
+    /// Advances the watermark with a validly decoded report's submission time. Call it for
+    /// every decoded report, applied or not, so the watermark does not depend on order.
+    pub fn observe(&mut self, submitted_at: DateTime<FixedOffset>) -> bool {
+        if self.max_submitted.is_none_or(|m| submitted_at > m) {
+            self.max_submitted = Some(submitted_at);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The watermark: the latest `submitted_at` seen less the allowed lateness.
+    pub fn watermark(&self) -> Option<DateTime<FixedOffset>> {
+        self.max_submitted.map(|m| m - self.settings.allowed_lateness)
+    }
+
+    /// Applies a validated report.
+    pub fn apply(&mut self, report: Report) -> Outcome {
+        self.observe(report.submitted_at);
+        let outcome = self.apply_inner(report);
+        match &outcome {
+            Outcome::New => self.counts.new += 1,
+            Outcome::Replaced { .. } => self.counts.replaced += 1,
+            Outcome::Duplicate => self.counts.duplicates += 1,
+            Outcome::Rejected(_) => self.counts.rejected += 1,
+        }
+        outcome
+    }
+
+    fn apply_inner(&mut self, report: Report) -> Outcome {
+        let key: Arc<str> = match self.institutions.get_key_value(report.institution_id.as_str()) {
+            Some((k, rec)) => {
+                if rec.sector != report.sector {
+                    return Outcome::Rejected(Rejection::new(
+                        Reason::Inconsistent,
+                        format!("institution {} reports as {}, not {}", k, rec.sector, report.sector),
+                    ));
+                }
+                k.clone()
+            }
+            None => Arc::from(report.institution_id.as_str()),
+        };
+        let rec = self.institutions.entry(key.clone()).or_insert_with(|| InstitutionRecord {
+            institution_id: key.clone(),
+            sector: report.sector,
+            periods: BTreeMap::new(),
+        });
+        let (period, sector) = (report.period, report.sector);
+        match rec.periods.get_mut(&period) {
+            None => {
+                let seen = vec![report.report_id.clone().into_boxed_str()];
+                rec.periods.insert(period, Slot { winner: Arc::new(report), seen });
+                self.by_sector_period.entry((sector, period)).or_default().insert(key);
+                Outcome::New
+            }
+            Some(slot) => {
+                if slot.seen.iter().any(|s| **s == *report.report_id) {
+                    return Outcome::Duplicate;
+                }
+                slot.seen.push(report.report_id.clone().into_boxed_str());
+                let current = slot.winner.revision;
+                if report.revision <= current {
+                    return Outcome::Rejected(Rejection::new(
+                        Reason::StaleRevision,
+                        format!(
+                            "revision {} of {} {} is not above the accepted revision {}",
+                            report.revision, report.institution_id, period, current
+                        ),
+                    ));
+                }
+                slot.winner = Arc::new(report);
+                Outcome::Replaced { previous_revision: current }
+            }
+        }
+    }
+
+    /// An institution's record.
+    pub fn institution(&self, id: &str) -> Option<&InstitutionRecord> {
+        self.institutions.get(id)
+    }
+
+    /// Every institution, by id.
+    pub fn institutions(&self) -> impl Iterator<Item = &InstitutionRecord> + '_ {
+        self.institutions.values()
+    }
+
+    /// The winning report of an institution and period.
+    pub fn report(&self, institution_id: &str, period: Period) -> Option<&Arc<Report>> {
+        self.institutions.get(institution_id)?.report(period)
+    }
+
+    /// The winning reports of one sector and period, ordered by institution id.
+    pub fn sector_period(&self, sector: Sector, period: Period) -> impl Iterator<Item = &Arc<Report>> + '_ {
+        self.by_sector_period
+            .get(&(sector, period))
+            .into_iter()
+            .flatten()
+            .filter_map(move |id| self.report(id, period))
+    }
+
+    /// Number of institution-periods held.
+    pub fn len(&self) -> usize {
+        self.institutions.values().map(|r| r.periods.len()).sum()
+    }
+
+    /// Whether nothing has been applied.
+    pub fn is_empty(&self) -> bool {
+        self.institutions.is_empty()
+    }
+
+    /// The deadline of a period's report.
+    pub fn deadline(&self, period: Period) -> DateTime<FixedOffset> {
+        period.end() + self.settings.report_deadline
+    }
+
+    /// The reporting record of an institution: every period it was expected to report, from its
+    /// first report to the last period whose deadline the watermark has passed, and whether
+    /// the report came on time, late or not at all. A closed P2P platform that reported
+    /// nothing outstanding is no longer expected to report.
+    pub fn expected(&self, institution_id: &str) -> Vec<(Period, Expected)> {
+        let Some(rec) = self.institutions.get(institution_id) else { return Vec::new() };
+        let (Some(first), Some(wm)) = (rec.periods.keys().next().copied(), self.watermark()) else {
+            return Vec::new();
+        };
+        let step = rec.sector.cadence_months();
+        let wound_down = rec.latest().is_some_and(|r| {
+            r.sector == Sector::P2pResidual && r.metrics.value(Metric::OutstandingPrincipal) == 0.0
+        });
+        let last_reported = rec.periods.keys().next_back().copied().unwrap_or(first);
+        let mut out = Vec::new();
+        let mut p = first;
+        while p <= last_reported || (!wound_down && self.deadline(p) <= wm) {
+            let deadline = self.deadline(p);
+            let status = match rec.report(p) {
+                Some(r) if r.submitted_at <= deadline => Some(Expected::OnTime { at: r.submitted_at }),
+                Some(r) => Some(Expected::Late { at: r.submitted_at, deadline }),
+                None if deadline <= wm => Some(Expected::Missing { deadline }),
+                None => None,
+            };
+            if let Some(status) = status {
+                out.push((p, status));
+            }
+            p = p.add_months(step);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+use super::*;
+use proptest::prelude::*;
+use yujing_model::Metrics;
+
+fn report(inst: &str, period: &str, revision: u32, npl: f64, submitted: &str) -> Report {
+    Report {
+        schema_version: 1,
+        report_id: format!("{inst}/{period}/r{revision}"),
+        institution_id: inst.into(),
+        institution_name: format!("{inst} 小贷"),
+        sector: Sector::Microloan,
+        district_code: 500103,
+        period: period.parse().unwrap(),
+        revision,
+        submitted_at: DateTime::parse_from_rfc3339(submitted).unwrap(),
+        metrics: Metrics::new(Sector::Microloan, &[100.0, npl, 50.0, 5.0, 10.0]).unwrap(),
+    }
+}
+
+#[test]
+fn dedupe_and_revisions() {
+    let mut l = Ledger::new(LedgerSettings::default());
+    let r1 = report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00");
+    assert_eq!(l.apply(r1.clone()), Outcome::New);
+    assert_eq!(l.apply(r1.clone()), Outcome::Duplicate);
+    let r2 = report("A", "2020-01", 2, 7.0, "2020-02-12T10:00:00+08:00");
+    assert_eq!(l.apply(r2.clone()), Outcome::Replaced { previous_revision: 1 });
+    // The repeat of r1 after r2 is still a duplicate, not a stale revision.
+    assert_eq!(l.apply(r1), Outcome::Duplicate);
+    let mut r2b = report("A", "2020-01", 2, 9.0, "2020-02-13T10:00:00+08:00");
+    r2b.report_id = "A/2020-01/r2-resent-differently".into();
+    assert!(matches!(l.apply(r2b), Outcome::Rejected(Rejection { reason: Reason::StaleRevision, .. })));
+    assert_eq!(l.report("A", "2020-01".parse().unwrap()).unwrap().metrics.value(Metric::NplBalance), 7.0);
+    assert_eq!(l.counts(), LedgerCounts { new: 1, replaced: 1, duplicates: 2, rejected: 1 });
+}
+
+#[test]
+fn an_older_period_never_overwrites_a_newer_one() {
+    let mut l = Ledger::new(LedgerSettings::default());
+    l.apply(report("A", "2020-02", 1, 6.0, "2020-03-10T10:00:00+08:00"));
+    l.apply(report("A", "2020-01", 1, 5.0, "2020-03-11T10:00:00+08:00"));
+    let rec = l.institution("A").unwrap();
+    assert_eq!(rec.latest().unwrap().period.to_string(), "2020-02");
+    assert_eq!(rec.reports().count(), 2);
+}
+
+#[test]
+fn sector_conflict_is_inconsistent() {
+    let mut l = Ledger::new(LedgerSettings::default());
+    l.apply(report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00"));
+    let mut other = report("A", "2020-02", 1, 5.0, "2020-03-10T10:00:00+08:00");
+    other.sector = Sector::Guarantee;
+    other.metrics = Metrics::new(Sector::Guarantee, &[1.0, 1.0, 0.0, 0.0, 1.0, 1.0]).unwrap();
+    assert!(matches!(l.apply(other), Outcome::Rejected(Rejection { reason: Reason::Inconsistent, .. })));
+}
+
+#[test]
+fn missing_and_late_reports_follow_the_watermark() {
+    let mut l = Ledger::new(LedgerSettings::default());
+    l.apply(report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00"));
+    // 2020-02 is late (deadline 2020-03-16), 2020-03 never comes.
+    l.apply(report("A", "2020-02", 1, 5.0, "2020-03-20T10:00:00+08:00"));
+    l.apply(report("B", "2020-04", 1, 5.0, "2020-05-20T10:00:00+08:00"));
+    let exp = l.expected("A");
+    let kinds: Vec<_> = exp
+        .iter()
+        .map(|(p, e)| {
+            (p.to_string(), match e {
+                Expected::OnTime { .. } => "on-time",
+                Expected::Late { .. } => "late",
+                Expected::Missing { .. } => "missing",
+            })
+        })
+        .collect();
+    // The watermark (2020-05-20) passed the deadlines of 2020-03 (04-15) and 2020-04 (05-15).
+    assert_eq!(
+        kinds,
+        vec![
+            ("2020-01".into(), "on-time"),
+            ("2020-02".into(), "late"),
+            ("2020-03".into(), "missing"),
+            ("2020-04".into(), "missing")
+        ]
+    );
+}
+
+proptest! {
+    /// Whatever the order, with repeats, the winners are the highest revisions.
+    #[test]
+    fn winners_do_not_depend_on_order(order in Just((0..12usize).collect::<Vec<_>>()).prop_shuffle(), dup in 0..12usize) {
+        let mut reports = Vec::new();
+        for inst in ["A", "B"] {
+            for (i, p) in ["2020-01", "2020-02"].iter().enumerate() {
+                for rev in 1..=3u32 {
+                    reports.push(report(inst, p, rev, f64::from(rev) + i as f64, "2020-03-01T10:00:00+08:00"));
+                }
+            }
+        }
+        let mut l = Ledger::new(LedgerSettings::default());
+        for &i in &order {
+            l.apply(reports[i].clone());
+            if i == dup { l.apply(reports[i].clone()); }
+        }
+        for inst in ["A", "B"] {
+            for p in ["2020-01", "2020-02"] {
+                prop_assert_eq!(l.report(inst, p.parse().unwrap()).unwrap().revision, 3);
+            }
+        }
+        prop_assert_eq!(l.len(), 4);
+        prop_assert_eq!(l.counts().duplicates, 1);
+    }
+}
