@@ -31,7 +31,11 @@ fn default_keep() -> usize {
 
 impl Default for FileSourceConfig {
     fn default() -> Self {
-        FileSourceConfig { paths: Vec::new(), batch_size: default_batch(), max_kept_bytes: default_keep() }
+        FileSourceConfig {
+            paths: Vec::new(),
+            batch_size: default_batch(),
+            max_kept_bytes: default_keep(),
+        }
     }
 }
 
@@ -40,10 +44,19 @@ impl FileSourceConfig {
     pub fn build(self) -> Result<FileSource> {
         let mut total_bytes = 0;
         for p in &self.paths {
-            let meta = std::fs::metadata(p).map_err(|source| Error::Read { path: p.clone(), source })?;
+            let meta = std::fs::metadata(p).map_err(|source| Error::Read {
+                path: p.clone(),
+                source,
+            })?;
             total_bytes += meta.len();
         }
-        Ok(FileSource { config: self, next_file: 0, current: None, total_bytes, read_bytes: 0 })
+        Ok(FileSource {
+            config: self,
+            next_file: 0,
+            current: None,
+            total_bytes,
+            read_bytes: 0,
+        })
     }
 }
 
@@ -80,15 +93,28 @@ impl FileSource {
         let mut batch = Vec::with_capacity(self.config.batch_size.min(65536));
         while batch.len() < self.config.batch_size.max(1) {
             if self.current.is_none() {
-                let Some(path) = self.config.paths.get(self.next_file).cloned() else { break };
+                let Some(path) = self.config.paths.get(self.next_file).cloned() else {
+                    break;
+                };
                 self.next_file += 1;
-                let file = File::open(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+                let file = File::open(&path).map_err(|source| Error::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 let name = path.display().to_string();
-                self.current = Some(OpenFile { name, path, reader: BufReader::with_capacity(1 << 16, file), line: 0 });
+                self.current = Some(OpenFile {
+                    name,
+                    path,
+                    reader: BufReader::with_capacity(1 << 16, file),
+                    line: 0,
+                });
             }
             let keep = self.config.max_kept_bytes;
             let f = self.current.as_mut().expect("a file is open");
-            match read_line(&mut f.reader, keep).map_err(|source| Error::Read { path: f.path.clone(), source })? {
+            match read_line(&mut f.reader, keep).map_err(|source| Error::Read {
+                path: f.path.clone(),
+                source,
+            })? {
                 None => self.current = None,
                 Some((bytes, len)) => {
                     f.line += 1;
@@ -101,7 +127,11 @@ impl FileSource {
                             continue;
                         }
                     }
-                    batch.push(Input { bytes, position: Position::line(f.name.clone(), f.line), truncated_from });
+                    batch.push(Input {
+                        bytes,
+                        position: Position::line(f.name.clone(), f.line),
+                        truncated_from,
+                    });
                 }
             }
         }
@@ -111,7 +141,9 @@ impl FileSource {
 
 /// The length without trailing `\r` and whitespace.
 fn trim_len(b: &[u8]) -> usize {
-    b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(0, |i| i + 1)
+    b.iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(0, |i| i + 1)
 }
 
 /// Reads one line (without its newline), keeping at most `keep` bytes. Returns the kept bytes
@@ -156,7 +188,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.jsonl");
         File::create(&path).unwrap().write_all(content).unwrap();
-        let cfg = FileSourceConfig { paths: vec![path], batch_size: batch, max_kept_bytes: keep };
+        let cfg = FileSourceConfig {
+            paths: vec![path],
+            batch_size: batch,
+            max_kept_bytes: keep,
+        };
         (dir, cfg.build().unwrap())
     }
 
@@ -173,10 +209,18 @@ mod tests {
     fn reads_every_line_with_its_number_and_skips_blank_ones() {
         let (_d, mut s) = source(b"a\r\n\n  \nb\n\xff\xfe\nlast-without-newline", 2, 1024);
         let all = drain(&mut s);
-        let got: Vec<_> = all.iter().map(|i| (i.bytes.clone(), i.position.line.unwrap())).collect();
+        let got: Vec<_> = all
+            .iter()
+            .map(|i| (i.bytes.clone(), i.position.line.unwrap()))
+            .collect();
         assert_eq!(
             got,
-            vec![(b"a".to_vec(), 1), (b"b".to_vec(), 4), (b"\xff\xfe".to_vec(), 5), (b"last-without-newline".to_vec(), 6)]
+            vec![
+                (b"a".to_vec(), 1),
+                (b"b".to_vec(), 4),
+                (b"\xff\xfe".to_vec(), 5),
+                (b"last-without-newline".to_vec(), 6)
+            ]
         );
         assert_eq!(s.read_bytes(), s.total_bytes() + 1);
         let dl = Decoder::default().decode(&all[2]).unwrap_err();
@@ -195,12 +239,18 @@ mod tests {
         assert_eq!(all[0].truncated_from, Some(5000));
         let dl = Decoder::default().decode(&all[0]).unwrap_err();
         assert_eq!(dl.reason, Reason::TooLarge);
-        assert_eq!(Decoder::default().decode(&all[1]).unwrap_err().reason, Reason::SchemaViolation);
+        assert_eq!(
+            Decoder::default().decode(&all[1]).unwrap_err().reason,
+            Reason::SchemaViolation
+        );
     }
 
     #[test]
     fn a_missing_file_is_an_error_before_reading() {
-        let cfg = FileSourceConfig { paths: vec!["/nonexistent/x.jsonl".into()], ..Default::default() };
+        let cfg = FileSourceConfig {
+            paths: vec!["/nonexistent/x.jsonl".into()],
+            ..Default::default()
+        };
         assert!(matches!(cfg.build(), Err(Error::Read { .. })));
     }
 }

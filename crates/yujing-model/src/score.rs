@@ -153,6 +153,7 @@ pub enum Indicator {
     /// Repaid this period / outstanding (P2P wind-down).
     Stall,
     /// Complaints this period per 1,000 unpaid lenders.
+    #[serde(rename = "complaints_per_1000_lenders")]
     ComplaintsPer1000Lenders,
 }
 
@@ -357,5 +358,20 @@ impl AggregateScore {
     /// Institutions graded orange or red.
     pub fn orange_plus(&self) -> u32 {
         self.grade_counts[3] + self.grade_counts[4]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_names_are_the_documented_names() {
+        for i in Indicator::ALL {
+            assert_eq!(
+                serde_json::to_string(&i).unwrap(),
+                format!("\"{}\"", i.as_str())
+            );
+        }
     }
 }

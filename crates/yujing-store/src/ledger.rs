@@ -43,7 +43,10 @@ pub struct LedgerSettings {
 
 impl Default for LedgerSettings {
     fn default() -> Self {
-        LedgerSettings { report_deadline: Duration::days(15), allowed_lateness: Duration::zero() }
+        LedgerSettings {
+            report_deadline: Duration::days(15),
+            allowed_lateness: Duration::zero(),
+        }
     }
 }
 
@@ -82,7 +85,9 @@ impl InstitutionRecord {
 
     /// The name and district of the latest period's report.
     pub fn name(&self) -> &str {
-        self.latest().map(|r| r.institution_name.as_str()).unwrap_or("")
+        self.latest()
+            .map(|r| r.institution_name.as_str())
+            .unwrap_or("")
     }
 }
 
@@ -135,7 +140,10 @@ pub struct Ledger {
 impl Ledger {
     /// An empty ledger.
     pub fn new(settings: LedgerSettings) -> Ledger {
-        Ledger { settings, ..Ledger::default() }
+        Ledger {
+            settings,
+            ..Ledger::default()
+        }
     }
 
     /// The settings.
@@ -161,7 +169,8 @@ impl Ledger {
 
     /// The watermark: the latest `submitted_at` seen less the allowed lateness.
     pub fn watermark(&self) -> Option<DateTime<FixedOffset>> {
-        self.max_submitted.map(|m| m - self.settings.allowed_lateness)
+        self.max_submitted
+            .map(|m| m - self.settings.allowed_lateness)
     }
 
     /// Applies a validated report.
@@ -178,29 +187,47 @@ impl Ledger {
     }
 
     fn apply_inner(&mut self, report: Report) -> Outcome {
-        let key: Arc<str> = match self.institutions.get_key_value(report.institution_id.as_str()) {
+        let key: Arc<str> = match self
+            .institutions
+            .get_key_value(report.institution_id.as_str())
+        {
             Some((k, rec)) => {
                 if rec.sector != report.sector {
                     return Outcome::Rejected(Rejection::new(
                         Reason::Inconsistent,
-                        format!("institution {} reports as {}, not {}", k, rec.sector, report.sector),
+                        format!(
+                            "institution {} reports as {}, not {}",
+                            k, rec.sector, report.sector
+                        ),
                     ));
                 }
                 k.clone()
             }
             None => Arc::from(report.institution_id.as_str()),
         };
-        let rec = self.institutions.entry(key.clone()).or_insert_with(|| InstitutionRecord {
-            institution_id: key.clone(),
-            sector: report.sector,
-            periods: BTreeMap::new(),
-        });
+        let rec = self
+            .institutions
+            .entry(key.clone())
+            .or_insert_with(|| InstitutionRecord {
+                institution_id: key.clone(),
+                sector: report.sector,
+                periods: BTreeMap::new(),
+            });
         let (period, sector) = (report.period, report.sector);
         match rec.periods.get_mut(&period) {
             None => {
                 let seen = vec![report.report_id.clone().into_boxed_str()];
-                rec.periods.insert(period, Slot { winner: Arc::new(report), seen });
-                self.by_sector_period.entry((sector, period)).or_default().insert(key);
+                rec.periods.insert(
+                    period,
+                    Slot {
+                        winner: Arc::new(report),
+                        seen,
+                    },
+                );
+                self.by_sector_period
+                    .entry((sector, period))
+                    .or_default()
+                    .insert(key);
                 Outcome::New
             }
             Some(slot) => {
@@ -219,7 +246,9 @@ impl Ledger {
                     ));
                 }
                 slot.winner = Arc::new(report);
-                Outcome::Replaced { previous_revision: current }
+                Outcome::Replaced {
+                    previous_revision: current,
+                }
             }
         }
     }
@@ -240,7 +269,11 @@ impl Ledger {
     }
 
     /// The winning reports of one sector and period, ordered by institution id.
-    pub fn sector_period(&self, sector: Sector, period: Period) -> impl Iterator<Item = &Arc<Report>> + '_ {
+    pub fn sector_period(
+        &self,
+        sector: Sector,
+        period: Period,
+    ) -> impl Iterator<Item = &Arc<Report>> + '_ {
         self.by_sector_period
             .get(&(sector, period))
             .into_iter()
@@ -268,7 +301,9 @@ impl Ledger {
     /// the report came on time, late or not at all. A closed P2P platform that reported
     /// nothing outstanding is no longer expected to report.
     pub fn expected(&self, institution_id: &str) -> Vec<(Period, Expected)> {
-        let Some(rec) = self.institutions.get(institution_id) else { return Vec::new() };
+        let Some(rec) = self.institutions.get(institution_id) else {
+            return Vec::new();
+        };
         let (Some(first), Some(wm)) = (rec.periods.keys().next().copied(), self.watermark()) else {
             return Vec::new();
         };
@@ -282,8 +317,13 @@ impl Ledger {
         while p <= last_reported || (!wound_down && self.deadline(p) <= wm) {
             let deadline = self.deadline(p);
             let status = match rec.report(p) {
-                Some(r) if r.submitted_at <= deadline => Some(Expected::OnTime { at: r.submitted_at }),
-                Some(r) => Some(Expected::Late { at: r.submitted_at, deadline }),
+                Some(r) if r.submitted_at <= deadline => {
+                    Some(Expected::OnTime { at: r.submitted_at })
+                }
+                Some(r) => Some(Expected::Late {
+                    at: r.submitted_at,
+                    deadline,
+                }),
                 None if deadline <= wm => Some(Expected::Missing { deadline }),
                 None => None,
             };

@@ -24,14 +24,39 @@ fn dedupe_and_revisions() {
     assert_eq!(l.apply(r1.clone()), Outcome::New);
     assert_eq!(l.apply(r1.clone()), Outcome::Duplicate);
     let r2 = report("A", "2020-01", 2, 7.0, "2020-02-12T10:00:00+08:00");
-    assert_eq!(l.apply(r2.clone()), Outcome::Replaced { previous_revision: 1 });
+    assert_eq!(
+        l.apply(r2.clone()),
+        Outcome::Replaced {
+            previous_revision: 1
+        }
+    );
     // The repeat of r1 after r2 is still a duplicate, not a stale revision.
     assert_eq!(l.apply(r1), Outcome::Duplicate);
     let mut r2b = report("A", "2020-01", 2, 9.0, "2020-02-13T10:00:00+08:00");
     r2b.report_id = "A/2020-01/r2-resent-differently".into();
-    assert!(matches!(l.apply(r2b), Outcome::Rejected(Rejection { reason: Reason::StaleRevision, .. })));
-    assert_eq!(l.report("A", "2020-01".parse().unwrap()).unwrap().metrics.value(Metric::NplBalance), 7.0);
-    assert_eq!(l.counts(), LedgerCounts { new: 1, replaced: 1, duplicates: 2, rejected: 1 });
+    assert!(matches!(
+        l.apply(r2b),
+        Outcome::Rejected(Rejection {
+            reason: Reason::StaleRevision,
+            ..
+        })
+    ));
+    assert_eq!(
+        l.report("A", "2020-01".parse().unwrap())
+            .unwrap()
+            .metrics
+            .value(Metric::NplBalance),
+        7.0
+    );
+    assert_eq!(
+        l.counts(),
+        LedgerCounts {
+            new: 1,
+            replaced: 1,
+            duplicates: 2,
+            rejected: 1
+        }
+    );
 }
 
 #[test]
@@ -51,7 +76,13 @@ fn sector_conflict_is_inconsistent() {
     let mut other = report("A", "2020-02", 1, 5.0, "2020-03-10T10:00:00+08:00");
     other.sector = Sector::Guarantee;
     other.metrics = Metrics::new(Sector::Guarantee, &[1.0, 1.0, 0.0, 0.0, 1.0, 1.0]).unwrap();
-    assert!(matches!(l.apply(other), Outcome::Rejected(Rejection { reason: Reason::Inconsistent, .. })));
+    assert!(matches!(
+        l.apply(other),
+        Outcome::Rejected(Rejection {
+            reason: Reason::Inconsistent,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -65,11 +96,14 @@ fn missing_and_late_reports_follow_the_watermark() {
     let kinds: Vec<_> = exp
         .iter()
         .map(|(p, e)| {
-            (p.to_string(), match e {
-                Expected::OnTime { .. } => "on-time",
-                Expected::Late { .. } => "late",
-                Expected::Missing { .. } => "missing",
-            })
+            (
+                p.to_string(),
+                match e {
+                    Expected::OnTime { .. } => "on-time",
+                    Expected::Late { .. } => "late",
+                    Expected::Missing { .. } => "missing",
+                },
+            )
         })
         .collect();
     // The watermark (2020-05-20) passed the deadlines of 2020-03 (04-15) and 2020-04 (05-15).
