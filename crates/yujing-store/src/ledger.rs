@@ -43,10 +43,7 @@ pub struct LedgerSettings {
 
 impl Default for LedgerSettings {
     fn default() -> Self {
-        LedgerSettings {
-            report_deadline: Duration::days(15),
-            allowed_lateness: Duration::zero(),
-        }
+        LedgerSettings { report_deadline: Duration::days(15), allowed_lateness: Duration::zero() }
     }
 }
 
@@ -55,6 +52,8 @@ impl Default for LedgerSettings {
 struct Slot {
     winner: Arc<Report>,
     seen: Vec<Box<str>>,
+    /// The earliest submission of any revision: a correction does not make a report late.
+    first_submitted: DateTime<FixedOffset>,
 }
 
 /// What the ledger knows of an institution.
@@ -85,9 +84,7 @@ impl InstitutionRecord {
 
     /// The name and district of the latest period's report.
     pub fn name(&self) -> &str {
-        self.latest()
-            .map(|r| r.institution_name.as_str())
-            .unwrap_or("")
+        self.latest().map(|r| r.institution_name.as_str()).unwrap_or("")
     }
 }
 
@@ -96,12 +93,12 @@ impl InstitutionRecord {
 pub enum Expected {
     /// Submitted by the deadline.
     OnTime {
-        /// When it was submitted.
+        /// When the winning revision was submitted.
         at: DateTime<FixedOffset>,
     },
-    /// Submitted after the deadline.
+    /// First submitted after the deadline.
     Late {
-        /// When it was submitted.
+        /// When it was first submitted.
         at: DateTime<FixedOffset>,
         /// When it was due.
         deadline: DateTime<FixedOffset>,
@@ -140,10 +137,7 @@ pub struct Ledger {
 impl Ledger {
     /// An empty ledger.
     pub fn new(settings: LedgerSettings) -> Ledger {
-        Ledger {
-            settings,
-            ..Ledger::default()
-        }
+        Ledger { settings, ..Ledger::default() }
     }
 
     /// The settings.
@@ -169,8 +163,7 @@ impl Ledger {
 
     /// The watermark: the latest `submitted_at` seen less the allowed lateness.
     pub fn watermark(&self) -> Option<DateTime<FixedOffset>> {
-        self.max_submitted
-            .map(|m| m - self.settings.allowed_lateness)
+        self.max_submitted.map(|m| m - self.settings.allowed_lateness)
     }
 
     /// Applies a validated report.
@@ -187,50 +180,34 @@ impl Ledger {
     }
 
     fn apply_inner(&mut self, report: Report) -> Outcome {
-        let key: Arc<str> = match self
-            .institutions
-            .get_key_value(report.institution_id.as_str())
-        {
+        let key: Arc<str> = match self.institutions.get_key_value(report.institution_id.as_str()) {
             Some((k, rec)) => {
                 if rec.sector != report.sector {
                     return Outcome::Rejected(Rejection::new(
                         Reason::Inconsistent,
-                        format!(
-                            "institution {} reports as {}, not {}",
-                            k, rec.sector, report.sector
-                        ),
+                        format!("institution {} reports as {}, not {}", k, rec.sector, report.sector),
                     ));
                 }
                 k.clone()
             }
             None => Arc::from(report.institution_id.as_str()),
         };
-        let rec = self
-            .institutions
-            .entry(key.clone())
-            .or_insert_with(|| InstitutionRecord {
-                institution_id: key.clone(),
-                sector: report.sector,
-                periods: BTreeMap::new(),
-            });
+        let rec = self.institutions.entry(key.clone()).or_insert_with(|| InstitutionRecord {
+            institution_id: key.clone(),
+            sector: report.sector,
+            periods: BTreeMap::new(),
+        });
         let (period, sector) = (report.period, report.sector);
         match rec.periods.get_mut(&period) {
             None => {
                 let seen = vec![report.report_id.clone().into_boxed_str()];
-                rec.periods.insert(
-                    period,
-                    Slot {
-                        winner: Arc::new(report),
-                        seen,
-                    },
-                );
-                self.by_sector_period
-                    .entry((sector, period))
-                    .or_default()
-                    .insert(key);
+                let first_submitted = report.submitted_at;
+                rec.periods.insert(period, Slot { winner: Arc::new(report), seen, first_submitted });
+                self.by_sector_period.entry((sector, period)).or_default().insert(key);
                 Outcome::New
             }
             Some(slot) => {
+                slot.first_submitted = slot.first_submitted.min(report.submitted_at);
                 if slot.seen.iter().any(|s| **s == *report.report_id) {
                     return Outcome::Duplicate;
                 }
@@ -246,9 +223,7 @@ impl Ledger {
                     ));
                 }
                 slot.winner = Arc::new(report);
-                Outcome::Replaced {
-                    previous_revision: current,
-                }
+                Outcome::Replaced { previous_revision: current }
             }
         }
     }
@@ -269,16 +244,8 @@ impl Ledger {
     }
 
     /// The winning reports of one sector and period, ordered by institution id.
-    pub fn sector_period(
-        &self,
-        sector: Sector,
-        period: Period,
-    ) -> impl Iterator<Item = &Arc<Report>> + '_ {
-        self.by_sector_period
-            .get(&(sector, period))
-            .into_iter()
-            .flatten()
-            .filter_map(move |id| self.report(id, period))
+    pub fn sector_period(&self, sector: Sector, period: Period) -> impl Iterator<Item = &Arc<Report>> + '_ {
+        self.by_sector_period.get(&(sector, period)).into_iter().flatten().filter_map(move |id| self.report(id, period))
     }
 
     /// Number of institution-periods held.
@@ -308,22 +275,17 @@ impl Ledger {
             return Vec::new();
         };
         let step = rec.sector.cadence_months();
-        let wound_down = rec.latest().is_some_and(|r| {
-            r.sector == Sector::P2pResidual && r.metrics.value(Metric::OutstandingPrincipal) == 0.0
-        });
+        let wound_down = rec
+            .latest()
+            .is_some_and(|r| r.sector == Sector::P2pResidual && r.metrics.value(Metric::OutstandingPrincipal) == 0.0);
         let last_reported = rec.periods.keys().next_back().copied().unwrap_or(first);
         let mut out = Vec::new();
         let mut p = first;
         while p <= last_reported || (!wound_down && self.deadline(p) <= wm) {
             let deadline = self.deadline(p);
-            let status = match rec.report(p) {
-                Some(r) if r.submitted_at <= deadline => {
-                    Some(Expected::OnTime { at: r.submitted_at })
-                }
-                Some(r) => Some(Expected::Late {
-                    at: r.submitted_at,
-                    deadline,
-                }),
+            let status = match rec.periods.get(&p) {
+                Some(s) if s.first_submitted <= deadline => Some(Expected::OnTime { at: s.winner.submitted_at }),
+                Some(s) => Some(Expected::Late { at: s.first_submitted, deadline }),
                 None if deadline <= wm => Some(Expected::Missing { deadline }),
                 None => None,
             };

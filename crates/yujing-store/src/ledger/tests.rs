@@ -24,39 +24,14 @@ fn dedupe_and_revisions() {
     assert_eq!(l.apply(r1.clone()), Outcome::New);
     assert_eq!(l.apply(r1.clone()), Outcome::Duplicate);
     let r2 = report("A", "2020-01", 2, 7.0, "2020-02-12T10:00:00+08:00");
-    assert_eq!(
-        l.apply(r2.clone()),
-        Outcome::Replaced {
-            previous_revision: 1
-        }
-    );
+    assert_eq!(l.apply(r2.clone()), Outcome::Replaced { previous_revision: 1 });
     // The repeat of r1 after r2 is still a duplicate, not a stale revision.
     assert_eq!(l.apply(r1), Outcome::Duplicate);
     let mut r2b = report("A", "2020-01", 2, 9.0, "2020-02-13T10:00:00+08:00");
     r2b.report_id = "A/2020-01/r2-resent-differently".into();
-    assert!(matches!(
-        l.apply(r2b),
-        Outcome::Rejected(Rejection {
-            reason: Reason::StaleRevision,
-            ..
-        })
-    ));
-    assert_eq!(
-        l.report("A", "2020-01".parse().unwrap())
-            .unwrap()
-            .metrics
-            .value(Metric::NplBalance),
-        7.0
-    );
-    assert_eq!(
-        l.counts(),
-        LedgerCounts {
-            new: 1,
-            replaced: 1,
-            duplicates: 2,
-            rejected: 1
-        }
-    );
+    assert!(matches!(l.apply(r2b), Outcome::Rejected(Rejection { reason: Reason::StaleRevision, .. })));
+    assert_eq!(l.report("A", "2020-01".parse().unwrap()).unwrap().metrics.value(Metric::NplBalance), 7.0);
+    assert_eq!(l.counts(), LedgerCounts { new: 1, replaced: 1, duplicates: 2, rejected: 1 });
 }
 
 #[test]
@@ -76,13 +51,7 @@ fn sector_conflict_is_inconsistent() {
     let mut other = report("A", "2020-02", 1, 5.0, "2020-03-10T10:00:00+08:00");
     other.sector = Sector::Guarantee;
     other.metrics = Metrics::new(Sector::Guarantee, &[1.0, 1.0, 0.0, 0.0, 1.0, 1.0]).unwrap();
-    assert!(matches!(
-        l.apply(other),
-        Outcome::Rejected(Rejection {
-            reason: Reason::Inconsistent,
-            ..
-        })
-    ));
+    assert!(matches!(l.apply(other), Outcome::Rejected(Rejection { reason: Reason::Inconsistent, .. })));
 }
 
 #[test]
@@ -116,6 +85,15 @@ fn missing_and_late_reports_follow_the_watermark() {
             ("2020-04".into(), "missing")
         ]
     );
+}
+
+#[test]
+fn a_correction_after_the_deadline_does_not_make_a_report_late() {
+    let mut l = Ledger::new(LedgerSettings::default());
+    l.apply(report("A", "2020-01", 2, 6.0, "2020-03-01T10:00:00+08:00"));
+    // r1 arrives after r2 and is stale, but it proves the report was submitted on time.
+    l.apply(report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00"));
+    assert!(matches!(l.expected("A")[0].1, Expected::OnTime { .. }));
 }
 
 proptest! {
