@@ -1,0 +1,398 @@
+//! The alert book: what is published, how a fresh derivation changes it, and people's
+//! actions on it.
+//!
+//! The book keeps, per alert id, the alert as the engine last derived it and the alert as
+//! published: the derived one with people's actions laid over it. Actions are kept apart,
+//! keyed by the deterministic alert id, so they survive any number of re-derivations and
+//! can be persisted and restored on their own.
+
+use crate::{Error, Result};
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use yujing_model::{Alert, AlertState, EntityKind, Period, SectorScope, Severity, Transition, TransitionKind};
+
+/// Who the engine's own transitions are `by`.
+pub const ENGINE: &str = "yujing";
+
+/// A person's action on an alert, as recorded and persisted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// The alert acted on.
+    pub alert_id: String,
+    /// Who acted.
+    pub by: String,
+    /// When.
+    pub at: DateTime<FixedOffset>,
+    /// The alert's severity when the person acted. A resolution stands until the derived
+    /// severity rises above it.
+    pub severity: Severity,
+    /// What they did.
+    pub kind: ActionKind,
+}
+
+/// What a person did to an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ActionKind {
+    /// Took the alert: an open alert shows as acknowledged.
+    Acknowledge,
+    /// Gave the alert to someone.
+    Assign {
+        /// To whom.
+        assignee: String,
+    },
+    /// Closed the alert, saying why.
+    Resolve {
+        /// Why.
+        note: String,
+    },
+}
+
+impl ActionKind {
+    fn verb(&self) -> &'static str {
+        match self {
+            ActionKind::Acknowledge => "acknowledge",
+            ActionKind::Assign { .. } => "assign",
+            ActionKind::Resolve { .. } => "resolve",
+        }
+    }
+
+    fn transition(&self) -> TransitionKind {
+        match self {
+            ActionKind::Acknowledge => TransitionKind::Acknowledged,
+            ActionKind::Assign { .. } => TransitionKind::Assigned,
+            ActionKind::Resolve { .. } => TransitionKind::Resolved,
+        }
+    }
+}
+
+/// One alert in the book.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// As the engine derived it last (state open, auto-resolved or superseded).
+    derived: Alert,
+    /// As published: `derived` with people's actions laid over it.
+    view: Alert,
+}
+
+type EntityKey = (EntityKind, String, SectorScope);
+
+/// An alert's engine transitions in one reconcile, each with the alert after it.
+type Changes = Vec<(TransitionKind, Alert)>;
+
+/// The published alerts and people's actions on them.
+#[derive(Debug, Clone, Default)]
+pub struct AlertBook {
+    entries: BTreeMap<String, Entry>,
+    /// `(opening period, id)` of every entry, for ordered listing.
+    order: BTreeSet<(Period, String)>,
+    /// The ids ever published for each entity.
+    entities: BTreeMap<EntityKey, BTreeSet<String>>,
+    /// People's actions per alert id, each list in the order taken.
+    actions: BTreeMap<String, Vec<Action>>,
+}
+
+impl AlertBook {
+    /// An empty book.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds a book from what a store kept: the alerts as last published (any state)
+    /// and the recorded actions (see [`AlertBook::actions`]). No transitions are
+    /// produced; the next [`reconcile`](AlertBook::reconcile) of each entity publishes
+    /// only what changed since.
+    ///
+    /// Actions may name alerts not (yet) in the book; they apply when the id is derived.
+    pub fn restore(published: impl IntoIterator<Item = Alert>, actions: impl IntoIterator<Item = Action>) -> Self {
+        let mut book = AlertBook::new();
+        for action in actions {
+            book.actions.entry(action.alert_id.clone()).or_default().push(action);
+        }
+        for view in published {
+            let mut derived = view.clone();
+            derived.assignee = None;
+            derived.note = None;
+            derived.state = match view.state {
+                AlertState::AutoResolved | AlertState::Superseded => view.state,
+                AlertState::Open | AlertState::Acknowledged | AlertState::Resolved => {
+                    derived.resolved_at = None;
+                    AlertState::Open
+                }
+            };
+            book.put(Entry { derived, view });
+        }
+        book
+    }
+
+    /// Replaces what is published for one entity (kind, id and sector scope) by a freshly
+    /// derived history (see [`crate::derive()`]) and returns the transitions to publish.
+    ///
+    /// - an id new to the book: `Opened` (then `AutoResolved` if it is already resolved);
+    /// - a known id whose severity rose: `Escalated` (a person's resolution made at a
+    ///   lower severity is void: the alert reopens);
+    /// - a known id that went from active to auto-resolved: `AutoResolved`;
+    /// - an auto-resolved or superseded id that is active (or derived) again: `Opened`;
+    /// - a published id of the entity missing from `derived`: `Superseded` (kept for
+    ///   [`get`](AlertBook::get), left out of [`current`](AlertBook::current)).
+    ///
+    /// Other changes (evidence, last period) update silently. Transitions come ordered by
+    /// the alert's opening period, then id, each alert's in the order they happened.
+    /// Alerts in `derived` that belong to another entity are ignored (and logged).
+    pub fn reconcile(
+        &mut self,
+        kind: EntityKind,
+        entity_id: &str,
+        sector: SectorScope,
+        derived: Vec<Alert>,
+    ) -> Vec<Transition> {
+        let key: EntityKey = (kind, entity_id.to_owned(), sector);
+        let mut fresh: BTreeMap<String, Alert> = BTreeMap::new();
+        for mut alert in derived {
+            if alert.entity_kind != kind || alert.entity_id != entity_id || alert.sector != sector {
+                tracing::warn!(
+                    alert = %alert.id, entity = entity_id, "reconcile: alert of another entity ignored"
+                );
+                continue;
+            }
+            if alert.state != AlertState::AutoResolved {
+                alert.state = AlertState::Open;
+                alert.resolved_at = None;
+            }
+            alert.assignee = None;
+            alert.note = None;
+            fresh.insert(alert.id.clone(), alert);
+        }
+        let mut staged: Vec<(Period, String, Changes)> = Vec::new();
+        let published = self.entities.get(&key).cloned().unwrap_or_default();
+        for id in published.iter().filter(|id| !fresh.contains_key(*id)) {
+            let Some(entry) = self.entries.get_mut(id) else {
+                continue;
+            };
+            if entry.derived.state == AlertState::Superseded {
+                continue;
+            }
+            entry.derived.state = AlertState::Superseded;
+            entry.view = overlay(&entry.derived, self.actions.get(id));
+            let changes = vec![(TransitionKind::Superseded, entry.view.clone())];
+            staged.push((entry.view.period, id.clone(), changes));
+        }
+        for (id, derived) in fresh {
+            let view = overlay(&derived, self.actions.get(&id));
+            let changes = engine_changes(self.entries.get(&id).map(|e| &e.view), &view);
+            if !changes.is_empty() {
+                staged.push((view.period, id.clone(), changes));
+            }
+            self.put(Entry { derived, view });
+        }
+        staged.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let transitions: Vec<Transition> = staged
+            .into_iter()
+            .flat_map(|(_, _, changes)| changes)
+            .map(|(kind, alert)| Transition { kind, by: ENGINE.to_owned(), alert })
+            .collect();
+        tracing::debug!(
+            entity = entity_id,
+            sector = %sector,
+            transitions = transitions.len(),
+            "reconciled"
+        );
+        transitions
+    }
+
+    /// A person acknowledges an open alert.
+    pub fn acknowledge(&mut self, id: &str, by: &str, at: DateTime<FixedOffset>) -> Result<Transition> {
+        self.act(id, by, at, ActionKind::Acknowledge)
+    }
+
+    /// A person assigns an open or acknowledged alert to someone.
+    pub fn assign(&mut self, id: &str, assignee: &str, by: &str, at: DateTime<FixedOffset>) -> Result<Transition> {
+        if assignee.trim().is_empty() {
+            return Err(Error::BlankActor { id: id.to_owned(), field: "assignee" });
+        }
+        let assignee = assignee.trim().to_owned();
+        self.act(id, by, at, ActionKind::Assign { assignee })
+    }
+
+    /// A person resolves an open or acknowledged alert, with a note saying why (required).
+    pub fn resolve(&mut self, id: &str, by: &str, note: &str, at: DateTime<FixedOffset>) -> Result<Transition> {
+        if note.trim().is_empty() {
+            return Err(Error::NoteRequired { id: id.to_owned() });
+        }
+        let note = note.trim().to_owned();
+        self.act(id, by, at, ActionKind::Resolve { note })
+    }
+
+    fn act(&mut self, id: &str, by: &str, at: DateTime<FixedOffset>, kind: ActionKind) -> Result<Transition> {
+        if by.trim().is_empty() {
+            return Err(Error::BlankActor { id: id.to_owned(), field: "by" });
+        }
+        let Some(entry) = self.entries.get_mut(id) else {
+            return Err(Error::UnknownAlert { id: id.to_owned() });
+        };
+        let state = entry.view.state;
+        let refused = !state.is_active() || (kind == ActionKind::Acknowledge && state == AlertState::Acknowledged);
+        if refused {
+            return Err(Error::InvalidState { id: id.to_owned(), state, action: kind.verb() });
+        }
+        let transition = kind.transition();
+        let list = self.actions.entry(id.to_owned()).or_default();
+        list.push(Action {
+            alert_id: id.to_owned(),
+            by: by.trim().to_owned(),
+            at,
+            severity: entry.view.severity,
+            kind,
+        });
+        entry.view = overlay(&entry.derived, Some(list));
+        Ok(Transition { kind: transition, by: by.trim().to_owned(), alert: entry.view.clone() })
+    }
+
+    /// An alert by id, as published, superseded ones included.
+    pub fn get(&self, id: &str) -> Option<&Alert> {
+        self.entries.get(id).map(|e| &e.view)
+    }
+
+    /// Every alert except superseded ones, ordered by (opening period, id).
+    pub fn current(&self) -> impl Iterator<Item = &Alert> {
+        self.order
+            .iter()
+            .filter_map(|(_, id)| self.entries.get(id))
+            .map(|e| &e.view)
+            .filter(|a| a.state != AlertState::Superseded)
+    }
+
+    /// Every alert, superseded ones included, ordered by (opening period, id).
+    pub fn all(&self) -> impl Iterator<Item = &Alert> {
+        self.order.iter().filter_map(|(_, id)| self.entries.get(id)).map(|e| &e.view)
+    }
+
+    /// The number of alerts in the book, superseded ones included.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the book has no alerts.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every recorded action, grouped by alert id (in id order), each alert's in the
+    /// order taken: persist them, and hand them back to [`AlertBook::restore`].
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.actions.values().flatten()
+    }
+
+    /// The recorded actions on one alert, in the order taken.
+    pub fn actions_for(&self, id: &str) -> &[Action] {
+        self.actions.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    fn put(&mut self, entry: Entry) {
+        let a = &entry.view;
+        self.order.insert((a.period, a.id.clone()));
+        self.entities.entry((a.entity_kind, a.entity_id.clone(), a.sector)).or_default().insert(a.id.clone());
+        self.entries.insert(a.id.clone(), entry);
+    }
+}
+
+/// The published form of a derived alert: people's actions laid over it.
+///
+/// Assignments always show. An acknowledgement shows while the derived alert is open. A
+/// resolution shows (state resolved, its note and time) unless the derived severity has
+/// risen above the severity it was made at; such a void resolution reopens the alert
+/// and voids the acknowledgements before it. Superseded stays superseded.
+fn overlay(derived: &Alert, actions: Option<&Vec<Action>>) -> Alert {
+    let mut view = derived.clone();
+    view.assignee = None;
+    view.note = None;
+    let mut acked = false;
+    let mut resolution: Option<&Action> = None;
+    for action in actions.into_iter().flatten() {
+        let took_effect = match &action.kind {
+            ActionKind::Assign { assignee } => {
+                view.assignee = Some(assignee.clone());
+                true
+            }
+            ActionKind::Acknowledge => {
+                acked = resolution.is_none();
+                acked
+            }
+            ActionKind::Resolve { .. } if derived.severity > action.severity => {
+                resolution = None;
+                acked = false;
+                false
+            }
+            ActionKind::Resolve { .. } => {
+                resolution = Some(action);
+                true
+            }
+        };
+        if took_effect && derived.state != AlertState::Superseded {
+            view.updated_at = view.updated_at.max(action.at);
+        }
+    }
+    if derived.state != AlertState::Superseded {
+        if let Some(Action { at, kind: ActionKind::Resolve { note }, .. }) = resolution {
+            view.state = AlertState::Resolved;
+            view.resolved_at = Some(*at);
+            view.note = Some(note.clone());
+        } else if acked && derived.state == AlertState::Open {
+            view.state = AlertState::Acknowledged;
+        }
+    }
+    view
+}
+
+/// The alert as it was just before it resolved, for the transition that precedes the
+/// resolving one.
+fn still_active(view: &Alert, state: AlertState) -> Alert {
+    let mut a = view.clone();
+    a.state = state;
+    a.resolved_at = None;
+    a.note = None;
+    a
+}
+
+/// The engine's transitions from the published `prev` to the new published `new`.
+fn engine_changes(prev: Option<&Alert>, new: &Alert) -> Changes {
+    use AlertState::*;
+    use TransitionKind as T;
+    let prev = prev.filter(|p| p.state != Superseded);
+    let Some(prev) = prev else {
+        return if new.state == AutoResolved {
+            vec![(T::Opened, still_active(new, Open)), (T::AutoResolved, new.clone())]
+        } else {
+            vec![(T::Opened, new.clone())]
+        };
+    };
+    let rose = new.severity > prev.severity;
+    let was_active = prev.state.is_active();
+    match new.state {
+        Open | Acknowledged if prev.state == AutoResolved => vec![(T::Opened, new.clone())],
+        Open | Acknowledged if prev.state == Resolved && !rose => vec![(T::Opened, new.clone())],
+        Open | Acknowledged if rose => vec![(T::Escalated, new.clone())],
+        AutoResolved if prev.state == AutoResolved => {
+            if rose {
+                vec![(T::Escalated, new.clone())]
+            } else {
+                vec![]
+            }
+        }
+        AutoResolved => {
+            let before = if was_active { prev.state } else { Open };
+            let mut out = Vec::new();
+            if rose {
+                out.push((T::Escalated, still_active(new, before)));
+            }
+            out.push((T::AutoResolved, new.clone()));
+            out
+        }
+        _ => vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! Derivation: one entity's complete alert history from its period series.
+
+use crate::pack::{Rule, RulePack};
+use crate::series::{EntitySeries, SeriesPoint};
+use crate::text::{self, Reading};
+use chrono::TimeDelta;
+use std::collections::BTreeMap;
+use yujing_model::{Alert, AlertState, EntityKind, Evidence, Severity, alert::SeverityStep, alert_id};
+
+/// Derives the complete alert history of one entity from its period series.
+///
+/// For every rule that applies to the series (entity kind and sector), the points are
+/// walked in period order:
+///
+/// - a point without the rule's metric (or with a non-finite value) changes nothing;
+/// - each level keeps a streak of consecutive crossing points; the target severity is the
+///   highest level whose streak has reached its `for_periods`;
+/// - with no alert active, a target opens one, with an id from the dedupe key and the
+///   opening period;
+/// - an active alert escalates when the target rises above its severity and never
+///   de-escalates; it auto-resolves once the value is back past the lowest line by more
+///   than the hysteresis; a later crossing then opens a new alert with a new id.
+///
+/// The result is ordered by rule (pack order), then by opening period. It is a pure
+/// function of its inputs: the same pack and series give byte-identical alerts.
+pub fn derive(pack: &RulePack, series: &EntitySeries) -> Vec<Alert> {
+    let mut points: Vec<&SeriesPoint> = series.points.iter().collect();
+    points.sort_by_key(|p| p.period); // stable: equal periods keep their input order
+    let mut out = Vec::new();
+    for rule in pack.rules() {
+        if rule.applies_to(series.kind, series.sector) {
+            derive_rule(rule, series, &points, &mut out);
+        }
+    }
+    out
+}
+
+/// The dedupe key: `rule:kind:entity` for institutions, `rule:kind:entity:sector` for
+/// aggregates (a district has one series per sector scope).
+pub fn dedupe_key(rule: &str, series: &EntitySeries) -> String {
+    match series.kind {
+        EntityKind::Institution => {
+            format!("{rule}:{}:{}", series.kind.as_str(), series.entity_id)
+        }
+        EntityKind::District | EntityKind::Sector => {
+            format!("{rule}:{}:{}:{}", series.kind.as_str(), series.entity_id, series.sector)
+        }
+    }
+}
+
+/// The API links of an alert.
+fn links(id: &str, series: &EntitySeries) -> BTreeMap<String, String> {
+    let entity = match series.kind {
+        EntityKind::Institution => format!("/api/v1/institutions/{}", series.entity_id),
+        EntityKind::District | EntityKind::Sector => {
+            format!("/api/v1/districts/{}", series.entity_id)
+        }
+    };
+    BTreeMap::from([("self".to_owned(), format!("/api/v1/alerts/{id}")), ("entity".to_owned(), entity)])
+}
+
+fn derive_rule(rule: &Rule, series: &EntitySeries, points: &[&SeriesPoint], out: &mut Vec<Alert>) {
+    let Some(lowest) = rule.lowest() else {
+        return;
+    };
+    let key = dedupe_key(&rule.id, series);
+    let mut streaks = vec![0u32; rule.levels.len()];
+    let mut active: Option<Alert> = None;
+    for point in points {
+        let Some(v) = point.value(&rule.metric) else {
+            continue; // unknown this period: hold
+        };
+        for (streak, level) in streaks.iter_mut().zip(&rule.levels) {
+            *streak = if rule.direction.crossed(v, level.at) { streak.saturating_add(1) } else { 0 };
+        }
+        let target = rule
+            .levels
+            .iter()
+            .zip(&streaks)
+            .rev()
+            .find(|(level, streak)| **streak >= level.for_periods)
+            .map(|(level, _)| level.severity);
+        let mut resolved = false;
+        match (&mut active, target) {
+            (None, None) => continue,
+            (None, Some(severity)) => {
+                active = Some(open(rule, series, &key, point, severity));
+            }
+            (Some(alert), target) => {
+                if let Some(severity) = target.filter(|s| *s > alert.severity) {
+                    alert.severity = severity;
+                    alert.updated_at = point.at;
+                    alert.history.push(SeverityStep { period: point.period, severity });
+                } else if rule.direction.cleared(v, lowest.at, rule.hysteresis) {
+                    alert.state = AlertState::AutoResolved;
+                    alert.resolved_at = Some(point.at);
+                    alert.updated_at = point.at;
+                    resolved = true;
+                }
+            }
+        }
+        if let Some(alert) = active.as_mut() {
+            refresh(alert, rule, series, point, v, streaks[0], resolved);
+        }
+        if resolved && let Some(alert) = active.take() {
+            out.push(alert);
+        }
+    }
+    out.extend(active);
+}
+
+fn open(rule: &Rule, series: &EntitySeries, key: &str, point: &SeriesPoint, severity: Severity) -> Alert {
+    let id = alert_id(key, point.period);
+    let respond_by =
+        TimeDelta::from_std(rule.respond_within).ok().and_then(|d| point.at.checked_add_signed(d)).unwrap_or(point.at);
+    Alert {
+        links: links(&id, series),
+        id,
+        dedupe_key: key.to_owned(),
+        rule: rule.id.clone(),
+        severity,
+        mechanism: rule.mechanism,
+        mechanism_zh: rule.mechanism.name_zh().to_owned(),
+        owner: rule.owner.clone(),
+        state: AlertState::Open,
+        entity_kind: series.kind,
+        entity_id: series.entity_id.clone(),
+        entity_name: series.entity_name.clone(),
+        district_code: series.district_code.clone(),
+        sector: series.sector,
+        period: point.period,
+        last_period: point.period,
+        opened_at: point.at,
+        updated_at: point.at,
+        resolved_at: None,
+        respond_by,
+        history: vec![SeverityStep { period: point.period, severity }],
+        evidence: Evidence {
+            metric: rule.metric.clone(),
+            value: f64::NAN, // filled by `refresh` straight away
+            threshold: f64::NAN,
+            direction: rule.direction.as_str().to_owned(),
+            periods: 0,
+            score: None,
+            trend_z: None,
+            indicators: BTreeMap::new(),
+            summary: String::new(),
+        },
+        assignee: None,
+        note: None,
+    }
+}
+
+/// Brings `last_period` and the evidence up to the current point.
+fn refresh(
+    alert: &mut Alert,
+    rule: &Rule,
+    series: &EntitySeries,
+    point: &SeriesPoint,
+    value: f64,
+    periods: u32,
+    resolved: bool,
+) {
+    let threshold = rule.level(alert.severity).or(rule.lowest()).map_or(value, |l| l.at);
+    alert.last_period = point.period;
+    let indicators = point
+        .values
+        .iter()
+        .filter(|(k, v)| {
+            v.is_finite()
+                && **k != rule.metric
+                && k.as_str() != crate::metrics::SCORE
+                && k.as_str() != crate::metrics::TREND_Z
+        })
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let reading = Reading { severity: alert.severity, value, threshold, resolved };
+    alert.evidence = Evidence {
+        metric: rule.metric.clone(),
+        value,
+        threshold,
+        direction: rule.direction.as_str().to_owned(),
+        periods,
+        score: point.value(crate::metrics::SCORE),
+        trend_z: point.value(crate::metrics::TREND_Z),
+        indicators,
+        summary: text::summary(rule, series, reading),
+    };
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,47 @@
+//! The input of derivation: one entity's period series.
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use yujing_model::{EntityKind, Period, SectorScope};
+
+/// One period of an entity's series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesPoint {
+    /// The period the values are as of.
+    pub period: Period,
+    /// The event time of the point: the latest `submitted_at` behind it, or the deadline
+    /// that made a report count as missing. Alerts take their timestamps from it.
+    pub at: DateTime<FixedOffset>,
+    /// Metric name → value (see [`crate::metrics`]). An absent metric is unknown this
+    /// period: rules on it hold their state. Non-finite values count as absent.
+    pub values: BTreeMap<String, f64>,
+}
+
+impl SeriesPoint {
+    /// The value of a metric, if present and finite.
+    pub fn value(&self, metric: &str) -> Option<f64> {
+        self.values.get(metric).copied().filter(|v| v.is_finite())
+    }
+}
+
+/// One entity's series: an institution, or a district's (or the city's) aggregate for
+/// one sector scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntitySeries {
+    /// `Institution` or `District`; a `Sector` series is treated like a district.
+    pub kind: EntityKind,
+    /// The institution id, or the district code such as `500103`.
+    pub entity_id: String,
+    /// A readable name (the institution's name, or the district's).
+    pub entity_name: String,
+    /// The district code: the institution's, or the district itself.
+    pub district_code: String,
+    /// An institution's sector; for an aggregate, its sector or `all`.
+    pub sector: SectorScope,
+    /// One point per period, ascending by period. (Derivation sorts a copy by period, so
+    /// order is not load-bearing, but each period should appear once.)
+    pub points: Vec<SeriesPoint>,
+}
