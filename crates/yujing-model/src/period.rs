@@ -40,7 +40,7 @@ impl Period {
 
     /// Whether this month ends a calendar quarter (March, June, September, December).
     pub fn is_quarter_end(self) -> bool {
-        self.month() % 3 == 0
+        self.month().is_multiple_of(3)
     }
 
     /// The first day of the month.

@@ -1,4 +1,19 @@
 //! The yujing binary's library half: configuration, the fixture generator and the wiring
 //! of the pipeline (source → ledger → scoring → rules → sinks).
+//!
+//! ```no_run
+//! use yujing::config::Config;
+//! use yujing::replay::{ReplayOptions, load_rules, replay};
+//! let config = Config::load(None)?;
+//! let opts = ReplayOptions { files: vec!["fixtures/sample/reports-2020.jsonl".into()], ..Default::default() };
+//! let done = replay(&config, load_rules(&config)?, &opts)?;
+//! println!("{} alerts", done.engine.alerts().count());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
+pub mod config;
+pub mod engine;
 pub mod fixtures;
+pub mod output;
+pub mod replay;
+pub mod report;

@@ -1,1 +1,194 @@
-fn main() {}
+//! `yujing`: early warning of financial risk for Chongqing's institutions.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use yujing::config::Config;
+use yujing::fixtures::{FixtureSpec, generate, write_dir};
+use yujing::replay::{ReplayOptions, jsonl_files, load_rules, replay};
+use yujing::report::{Style, risk_table, summary};
+use yujing_model::Period;
+
+/// 渝警 yujing — scores Chongqing's supervised financial institutions from their reports and
+/// raises graded early-warning alerts (blue / yellow / orange / red), each naming the
+/// response mechanism the regulator must start.
+#[derive(Parser)]
+#[command(name = "yujing", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay the sample reports through the whole pipeline and show the district risk table
+    /// and the open red and orange alerts. Needs no Kafka.
+    Demo {
+        /// Directory of JSONL reports; generated there when it holds none.
+        #[arg(long, default_value = "fixtures/sample")]
+        sample: PathBuf,
+        /// Configuration file (defaults are embedded).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run JSONL report files through the pipeline to the end and write the results.
+    Replay {
+        /// JSONL files of reports v1, read in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Configuration file (defaults are embedded).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write every alert in its final state here (JSONL).
+        #[arg(long)]
+        alerts_out: Option<PathBuf>,
+        /// Write scores here: CSV, or Parquet when the name ends in .parquet.
+        #[arg(long)]
+        scores_out: Option<PathBuf>,
+        /// Write dead letters (rejected inputs with their reason) here (JSONL).
+        #[arg(long)]
+        dlq_out: Option<PathBuf>,
+        /// No progress bar and no summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Generate a deterministic, realistic set of reports (with planted trouble).
+    Fixtures {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed: the same seed gives the same files.
+        #[arg(long, default_value_t = FixtureSpec::default().seed)]
+        seed: u64,
+        /// Number of institutions.
+        #[arg(long, default_value_t = FixtureSpec::default().institutions)]
+        institutions: usize,
+        /// First period, YYYY-MM.
+        #[arg(long, default_value_t = FixtureSpec::default().from)]
+        from: Period,
+        /// Last period, YYYY-MM.
+        #[arg(long, default_value_t = FixtureSpec::default().to)]
+        to: Period,
+    },
+    /// Check a configuration file or a rule pack; errors name the line.
+    CheckConfig {
+        /// A config TOML, or a rule pack (a file of [[rule]] tables).
+        file: PathBuf,
+    },
+    /// Print the effective configuration (defaults, file, environment) as TOML.
+    Config {
+        /// Configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("YUJING_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+fn main() {
+    init_tracing();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Replay { files, config, alerts_out, scores_out, dlq_out, quiet } => {
+            let config = Config::load(config.as_deref())?;
+            let rules = load_rules(&config)?;
+            let progress = !quiet && std::io::stderr().is_terminal();
+            let opts = ReplayOptions { files, alerts_out, scores_out, dlq_out, progress };
+            let r = replay(&config, rules, &opts)?;
+            if !quiet {
+                eprint!("{}", summary(&r, Style::detect()));
+            }
+            Ok(())
+        }
+        Command::Demo { sample, config } => demo(&sample, config.as_deref()),
+        Command::Fixtures { out, seed, institutions, from, to } => {
+            if from > to {
+                bail!("--from {from} is after --to {to}");
+            }
+            let spec = FixtureSpec { seed, institutions, from, to };
+            let bar = progress_bar();
+            bar.set_message("generating");
+            let set = generate(&spec);
+            let written = write_dir(&set, &out, Some(&bar)).with_context(|| format!("writing {}", out.display()))?;
+            bar.finish_and_clear();
+            eprintln!(
+                "{} report lines for {} institutions written to {}",
+                set.lines.len(),
+                set.institutions.len(),
+                out.display()
+            );
+            let _ = written;
+            Ok(())
+        }
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Config { config } => {
+            print!("{}", Config::load(config.as_deref())?.to_toml());
+            Ok(())
+        }
+    }
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+fn check_config(file: &Path) -> Result<()> {
+    let source = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let is_rule_pack = toml::from_str::<toml::Table>(&source).map(|t| t.contains_key("rule")).unwrap_or(false);
+    if is_rule_pack {
+        let pack =
+            yujing_alert::RulePack::from_toml_str(&source).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        println!("{}: rule pack OK, {} rules", file.display(), pack.rules().len());
+    } else {
+        let config = Config::load(Some(file))?;
+        load_rules(&config)?;
+        println!("{}: config OK", file.display());
+    }
+    Ok(())
+}
+
+fn demo(sample: &Path, config: Option<&Path>) -> Result<()> {
+    let config = Config::load(config)?;
+    let rules = load_rules(&config)?;
+    let mut dir = sample.to_path_buf();
+    let mut files = if dir.is_dir() { jsonl_files(&dir)? } else { Vec::new() };
+    if files.is_empty() {
+        if sample == Path::new("fixtures/sample") && !sample.exists() {
+            dir = std::env::temp_dir().join("yujing-demo-sample");
+        }
+        eprintln!("generating the sample reports into {} …", dir.display());
+        let bar = progress_bar();
+        let set = generate(&FixtureSpec::default());
+        write_dir(&set, &dir, Some(&bar)).with_context(|| format!("writing {}", dir.display()))?;
+        bar.finish_and_clear();
+        files = jsonl_files(&dir)?;
+    }
+    eprintln!("replaying {} files from {} …", files.len(), dir.display());
+    let opts = ReplayOptions { files, progress: std::io::stderr().is_terminal(), ..Default::default() };
+    let r = replay(&config, rules, &opts)?;
+    let style = Style::detect();
+    eprint!("{}", summary(&r, style));
+    println!();
+    print!("{}", risk_table(&r.engine, style));
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! The pipeline core: decode → ledger → scoring → aggregates → rules → transitions, one
+//! micro-batch at a time.
+//!
+//! Every batch re-scores only the sector-periods it touched (and the period after each, whose
+//! trend depends on it), re-aggregates only the touched periods, and re-derives the alert
+//! history of only the entities whose inputs changed. The state after any sequence of
+//! batches is a function of the set of reports applied, so batch boundaries, duplicates and
+//! arrival order within a period change nothing (DESIGN §7).
+
+use crate::config::Config;
+use chrono::{DateTime, Datelike, FixedOffset};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use yujing_alert::{AlertBook, EntitySeries, RulePack, SeriesPoint, derive};
+use yujing_ingest::{Decoder, Input};
+use yujing_model::{
+    AggregateScore, Alert, DeadLetter, DecodeLimits, EntityKind, InstitutionScore, Level, Period, Reason, Report,
+    Sector, SectorScope, Transition, period::china_tz,
+};
+use yujing_score::ScoreConfig;
+use yujing_store::{Expected, Ledger, LedgerSettings, Outcome};
+
+/// Key of an aggregate: level, entity, sector scope, period (ordered for series building).
+pub type AggKey = (Level, String, SectorScope, Period);
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Scoring failed.
+    #[error(transparent)]
+    Score(#[from] yujing_score::Error),
+}
+
+/// Counts of what the engine has seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Inputs received.
+    pub received: u64,
+    /// Reports applied to the ledger (new, or replacing a lower revision).
+    pub accepted: u64,
+    /// Exact repeats of a report_id (counted no-ops).
+    pub duplicates: u64,
+    /// Inputs dead-lettered, by reason.
+    pub rejected: BTreeMap<Reason, u64>,
+    /// Micro-batches processed.
+    pub batches: u64,
+}
+
+impl Stats {
+    /// All dead-lettered inputs.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+/// What one batch produced.
+#[derive(Debug, Default)]
+pub struct BatchOutput {
+    /// Inputs that could not be accepted.
+    pub dead_letters: Vec<DeadLetter>,
+    /// Alert transitions to publish.
+    pub transitions: Vec<Transition>,
+}
+
+/// The pipeline state and its batch step.
+pub struct Engine {
+    decoder: Decoder,
+    ledger: Ledger,
+    score: ScoreConfig,
+    rules: RulePack,
+    book: AlertBook,
+    inst_scores: HashMap<Arc<str>, BTreeMap<Period, InstitutionScore>>,
+    aggregates: BTreeMap<AggKey, AggregateScore>,
+    agg_at: HashMap<(u32, SectorScope, Period), DateTime<FixedOffset>>,
+    due_through: Option<Period>,
+    stats: Stats,
+}
+
+impl Engine {
+    /// An empty engine with a configuration and a rule pack.
+    pub fn new(config: &Config, rules: RulePack) -> Engine {
+        let settings = LedgerSettings {
+            report_deadline: chrono::Duration::from_std(config.ledger.report_deadline)
+                .unwrap_or(chrono::Duration::days(15)),
+            allowed_lateness: chrono::Duration::from_std(config.ledger.allowed_lateness)
+                .unwrap_or(chrono::Duration::zero()),
+        };
+        Engine {
+            decoder: Decoder { limits: DecodeLimits { max_report_bytes: config.ingest.max_report_bytes } },
+            ledger: Ledger::new(settings),
+            score: config.score.clone(),
+            rules,
+            book: AlertBook::new(),
+            inst_scores: HashMap::new(),
+            aggregates: BTreeMap::new(),
+            agg_at: HashMap::new(),
+            due_through: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Processes one micro-batch of inputs.
+    pub fn process(&mut self, inputs: &[Input]) -> Result<BatchOutput, EngineError> {
+        let mut out = BatchOutput::default();
+        let mut changed: BTreeSet<(Sector, Period)> = BTreeSet::new();
+        let mut entities: BTreeSet<Arc<str>> = BTreeSet::new();
+        self.stats.batches += 1;
+        for input in inputs {
+            self.stats.received += 1;
+            let report = match self.decoder.decode(input) {
+                Ok(r) => r,
+                Err(dl) => {
+                    *self.stats.rejected.entry(dl.reason).or_default() += 1;
+                    out.dead_letters.push(*dl);
+                    continue;
+                }
+            };
+            let (sector, period) = (report.sector, report.period);
+            let inst: Arc<str> = Arc::from(report.institution_id.as_str());
+            match self.ledger.apply(report) {
+                Outcome::New | Outcome::Replaced { .. } => {
+                    self.stats.accepted += 1;
+                    changed.insert((sector, period));
+                    entities.insert(inst);
+                }
+                Outcome::Duplicate => self.stats.duplicates += 1,
+                Outcome::Rejected(rej) => {
+                    *self.stats.rejected.entry(rej.reason).or_default() += 1;
+                    out.dead_letters.push(DeadLetter::new(rej, input.position.clone(), &input.bytes));
+                }
+            }
+        }
+        let touched = self.rescore(&changed, &mut entities)?;
+        let districts = self.reaggregate(&touched)?;
+        let due = self.due_period();
+        if due != self.due_through {
+            self.due_through = due;
+            entities.extend(self.ledger.institutions().map(|r| r.institution_id.clone()));
+        }
+        for inst in &entities {
+            if let Some(series) = self.institution_series(inst) {
+                let derived = derive(&self.rules, &series);
+                out.transitions.extend(self.book.reconcile(EntityKind::Institution, inst, series.sector, derived));
+            }
+        }
+        for (code, scope) in districts {
+            let series = self.district_series(&code, scope);
+            let derived = derive(&self.rules, &series);
+            out.transitions.extend(self.book.reconcile(EntityKind::District, &code, scope, derived));
+        }
+        Ok(out)
+    }
+
+    /// Re-scores the changed sector-periods and the period after each; returns the
+    /// sector-periods scored and adds every institution whose score changed to `entities`.
+    fn rescore(
+        &mut self,
+        changed: &BTreeSet<(Sector, Period)>,
+        entities: &mut BTreeSet<Arc<str>>,
+    ) -> Result<BTreeSet<(Sector, Period)>, EngineError> {
+        let mut touched = changed.clone();
+        for &(s, p) in changed {
+            let next = p.add_months(s.cadence_months());
+            if self.ledger.sector_period(s, next).next().is_some() {
+                touched.insert((s, next));
+            }
+        }
+        for sector in Sector::ALL {
+            let periods: BTreeSet<Period> = touched.iter().filter(|(s, _)| *s == sector).map(|(_, p)| *p).collect();
+            if periods.is_empty() {
+                continue;
+            }
+            let step = sector.cadence_months();
+            let needed: BTreeSet<Period> = periods.iter().flat_map(|p| [*p, p.add_months(-step)]).collect();
+            let reports: Vec<&Report> =
+                needed.iter().flat_map(|p| self.ledger.sector_period(sector, *p)).map(|r| r.as_ref()).collect();
+            for s in yujing_score::score_sector(&self.score, sector, &periods, &reports)? {
+                let id = self
+                    .ledger
+                    .institution(&s.institution_id)
+                    .map(|r| r.institution_id.clone())
+                    .unwrap_or_else(|| Arc::from(s.institution_id.as_str()));
+                let slot = self.inst_scores.entry(id.clone()).or_default();
+                if slot.get(&s.period) != Some(&s) {
+                    slot.insert(s.period, s);
+                    entities.insert(id);
+                }
+            }
+        }
+        Ok(touched)
+    }
+
+    /// Re-aggregates the touched periods; returns the (district, scope) pairs whose
+    /// aggregates changed.
+    fn reaggregate(
+        &mut self,
+        touched: &BTreeSet<(Sector, Period)>,
+    ) -> Result<BTreeSet<(String, SectorScope)>, EngineError> {
+        let periods: BTreeSet<Period> = touched.iter().map(|(_, p)| *p).collect();
+        let mut rows: Vec<(&InstitutionScore, &Report)> = Vec::new();
+        for &p in &periods {
+            for sector in Sector::ALL {
+                for r in self.ledger.sector_period(sector, p) {
+                    if let Some(s) = self.inst_scores.get(r.institution_id.as_str()).and_then(|m| m.get(&p)) {
+                        rows.push((s, r.as_ref()));
+                        for scope in [SectorScope::One(sector), SectorScope::All] {
+                            let at = self.agg_at.entry((r.district_code, scope, p)).or_insert(r.submitted_at);
+                            *at = (*at).max(r.submitted_at);
+                        }
+                    }
+                }
+            }
+        }
+        let mut changed = BTreeSet::new();
+        for a in yujing_score::aggregate(&self.score, &rows)? {
+            let key: AggKey = (a.level, a.entity_id.clone(), a.sector, a.period);
+            if self.aggregates.get(&key) != Some(&a) {
+                if a.level == Level::District {
+                    changed.insert((a.entity_id.clone(), a.sector));
+                }
+                self.aggregates.insert(key, a);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The latest period whose report deadline the watermark has passed.
+    fn due_period(&self) -> Option<Period> {
+        let wm = self.ledger.watermark()?.with_timezone(&china_tz());
+        let t = wm - self.ledger.settings().report_deadline;
+        let month_of_t = Period::new(t.year(), t.month())?;
+        Some(month_of_t.add_months(-1))
+    }
+
+    /// The series rules see for an institution: every expected period, with its scores.
+    fn institution_series(&self, inst: &str) -> Option<EntitySeries> {
+        let rec = self.ledger.institution(inst)?;
+        let latest = rec.latest()?;
+        let scores = self.inst_scores.get(inst);
+        let mut missing_run = 0.0;
+        let mut points = Vec::new();
+        for (period, status) in self.ledger.expected(inst) {
+            let mut values = BTreeMap::new();
+            let (gap, at) = match status {
+                Expected::OnTime { at } => (0.0, at),
+                Expected::Late { at, .. } => (1.0, at),
+                Expected::Missing { deadline } => (2.0 + missing_run, deadline),
+            };
+            missing_run = if matches!(status, Expected::Missing { .. }) { missing_run + 1.0 } else { 0.0 };
+            values.insert("reporting_gap".to_string(), gap);
+            if let Some(s) = scores.and_then(|m| m.get(&period)) {
+                values.insert("score".into(), s.score);
+                values.insert("base_score".into(), s.base_score);
+                if let Some(z) = s.trend_z {
+                    values.insert("trend_z".into(), z);
+                }
+                for i in &s.indicators {
+                    if let Some(v) = i.value.filter(|v| v.is_finite()) {
+                        values.insert(i.indicator.as_str().to_string(), v);
+                    }
+                }
+            }
+            points.push(SeriesPoint { period, at, values });
+        }
+        Some(EntitySeries {
+            kind: EntityKind::Institution,
+            entity_id: inst.to_string(),
+            entity_name: latest.institution_name.clone(),
+            district_code: latest.district_code.to_string(),
+            sector: SectorScope::One(rec.sector),
+            points,
+        })
+    }
+
+    /// The series rules see for a district's aggregate of one sector scope.
+    fn district_series(&self, code: &str, scope: SectorScope) -> EntitySeries {
+        let lo: AggKey = (Level::District, code.to_string(), scope, Period::from_index(i32::MIN));
+        let hi: AggKey = (Level::District, code.to_string(), scope, Period::from_index(i32::MAX));
+        let district = code.parse().unwrap_or(0);
+        let mut points = Vec::new();
+        let mut prev_complaints: Option<f64> = None;
+        for a in self.aggregates.range(lo..=hi).map(|(_, a)| a) {
+            let mut values = BTreeMap::from([
+                ("score".to_string(), a.score),
+                ("orange_plus".to_string(), f64::from(a.orange_plus())),
+                ("institutions".to_string(), f64::from(a.institutions)),
+            ]);
+            let mut put = |k: &str, v: Option<f64>| {
+                if let Some(v) = v.filter(|v| v.is_finite()) {
+                    values.insert(k.to_string(), v);
+                }
+            };
+            put("npl_ratio", a.npl_ratio);
+            put("payout_rate", a.payout_rate);
+            put("p2p_complaints", a.p2p_complaints);
+            put("p2p_lenders_unpaid", a.p2p_lenders_unpaid);
+            if let (Some(c), Some(l)) = (a.p2p_complaints, a.p2p_lenders_unpaid) {
+                put("p2p_complaints_per_1000", (l > 0.0).then(|| c * 1000.0 / l));
+                put("p2p_complaints_growth", prev_complaints.filter(|p| *p > 0.0).map(|p| c / p - 1.0));
+            }
+            prev_complaints = a.p2p_complaints;
+            let at = self.agg_at.get(&(district, scope, a.period)).copied().unwrap_or_else(|| a.period.end());
+            points.push(SeriesPoint { period: a.period, at, values });
+        }
+        EntitySeries {
+            kind: EntityKind::District,
+            entity_id: code.to_string(),
+            entity_name: yujing_score::entity_name(Level::District, code),
+            district_code: code.to_string(),
+            sector: scope,
+            points,
+        }
+    }
+
+    /// The current alerts (all but superseded), ordered by opening period and id.
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> + '_ {
+        self.book.current()
+    }
+
+    /// The alert book, for people's actions.
+    pub fn book_mut(&mut self) -> &mut AlertBook {
+        &mut self.book
+    }
+
+    /// Every institution score, ordered by institution then period.
+    pub fn institution_scores(&self) -> Vec<&InstitutionScore> {
+        let mut v: Vec<&InstitutionScore> = self.inst_scores.values().flat_map(|m| m.values()).collect();
+        v.sort_by(|a, b| (&a.institution_id, a.period).cmp(&(&b.institution_id, b.period)));
+        v
+    }
+
+    /// Every aggregate, ordered by level, entity, sector scope and period.
+    pub fn aggregates(&self) -> impl Iterator<Item = &AggregateScore> + '_ {
+        self.aggregates.values()
+    }
+
+    /// One aggregate.
+    pub fn aggregate(&self, level: Level, id: &str, scope: SectorScope, period: Period) -> Option<&AggregateScore> {
+        self.aggregates.get(&(level, id.to_string(), scope, period))
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The latest period whose reports are all due: the natural period to show.
+    pub fn complete_through(&self) -> Option<Period> {
+        self.due_through
+    }
+}
