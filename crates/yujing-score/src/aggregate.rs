@@ -8,8 +8,8 @@ use crate::config::ScoreConfig;
 use polars::prelude::*;
 use std::collections::BTreeMap;
 use yujing_model::{
-    AggregateScore, CITY_CODE, CITY_NAME, Contributor, Grade, InstitutionScore, Level, Metric,
-    Period, Region, Report, Sector, SectorScope, district,
+    AggregateScore, CITY_CODE, CITY_NAME, Contributor, Grade, InstitutionScore, Level, Metric, Period, Region, Report,
+    Sector, SectorScope, district,
 };
 
 /// How many top contributors an aggregate lists.
@@ -21,151 +21,73 @@ fn sum_inputs(r: &Report) -> [f64; 6] {
     let m = &r.metrics;
     match r.sector {
         Sector::Bank => [m.value(NplBalance), m.value(TotalLoans), 0.0, 0.0, 0.0, 0.0],
-        Sector::Microloan => [
-            m.value(NplBalance),
-            m.value(LoanBalance),
-            0.0,
-            0.0,
-            0.0,
-            0.0,
-        ],
-        Sector::Guarantee => [
-            0.0,
-            0.0,
-            m.value(PayoutsYtd),
-            m.value(ReleasedYtd),
-            0.0,
-            0.0,
-        ],
-        Sector::P2pResidual => [
-            0.0,
-            0.0,
-            0.0,
-            0.0,
-            m.value(ComplaintsInPeriod),
-            m.value(LendersUnpaid),
-        ],
+        Sector::Microloan => [m.value(NplBalance), m.value(LoanBalance), 0.0, 0.0, 0.0, 0.0],
+        Sector::Guarantee => [0.0, 0.0, m.value(PayoutsYtd), m.value(ReleasedYtd), 0.0, 0.0],
+        Sector::P2pResidual => [0.0, 0.0, 0.0, 0.0, m.value(ComplaintsInPeriod), m.value(LendersUnpaid)],
     }
 }
 
-const SUMS: [&str; 6] = [
-    "npl",
-    "loans",
-    "payouts",
-    "released",
-    "complaints",
-    "lenders",
-];
+const SUMS: [&str; 6] = ["npl", "loans", "payouts", "released", "complaints", "lenders"];
 
 /// Computes every aggregate of the given institution scores (each with its winning report),
 /// for every period present: district, region and city, each per sector and for `all`.
 /// Output is ordered by period, level, entity and sector.
-pub fn aggregate(
-    config: &ScoreConfig,
-    rows: &[(&InstitutionScore, &Report)],
-) -> Result<Vec<AggregateScore>> {
+pub fn aggregate(config: &ScoreConfig, rows: &[(&InstitutionScore, &Report)]) -> Result<Vec<AggregateScore>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let n = rows.len();
     let region_of = |code: u32| district(code).map_or(Region::MainUrban, |d| d.region);
+    // Sums are taken over integers (amounts in fen, score × exposure in yuan-points, scores
+    // in millionths): integer addition is exact and associative, so the aggregates are
+    // bit-identical whatever order or partitioning polars sums in.
+    let fen = |v: f64| (v * 100.0).round() as i64;
     let mut cols = vec![
-        Column::new(
-            "period".into(),
-            rows.iter()
-                .map(|(s, _)| s.period.index())
-                .collect::<Vec<i32>>(),
-        ),
-        Column::new(
-            "sector".into(),
-            rows.iter()
-                .map(|(s, _)| s.sector.as_str())
-                .collect::<Vec<&str>>(),
-        ),
-        Column::new(
-            "district".into(),
-            rows.iter()
-                .map(|(s, _)| s.district_code.to_string())
-                .collect::<Vec<String>>(),
-        ),
-        Column::new(
-            "region".into(),
-            rows.iter()
-                .map(|(s, _)| region_of(s.district_code).id())
-                .collect::<Vec<&str>>(),
-        ),
+        Column::new("period".into(), rows.iter().map(|(s, _)| s.period.index()).collect::<Vec<i32>>()),
+        Column::new("sector".into(), rows.iter().map(|(s, _)| s.sector.as_str()).collect::<Vec<&str>>()),
+        Column::new("district".into(), rows.iter().map(|(s, _)| s.district_code.to_string()).collect::<Vec<String>>()),
+        Column::new("region".into(), rows.iter().map(|(s, _)| region_of(s.district_code).id()).collect::<Vec<&str>>()),
         Column::new("city".into(), vec![CITY_CODE; n]),
+        Column::new("score".into(), rows.iter().map(|(s, _)| (s.score * 1e6).round() as i64).collect::<Vec<i64>>()),
+        Column::new("exposure".into(), rows.iter().map(|(s, _)| fen(s.exposure)).collect::<Vec<i64>>()),
         Column::new(
-            "score".into(),
-            rows.iter().map(|(s, _)| s.score).collect::<Vec<f64>>(),
+            "weighted".into(),
+            rows.iter().map(|(s, _)| (s.score * s.exposure).round() as i64).collect::<Vec<i64>>(),
         ),
-        Column::new(
-            "exposure".into(),
-            rows.iter().map(|(s, _)| s.exposure).collect::<Vec<f64>>(),
-        ),
-        Column::new(
-            "grade".into(),
-            rows.iter()
-                .map(|(s, _)| s.grade as u32)
-                .collect::<Vec<u32>>(),
-        ),
+        Column::new("grade".into(), rows.iter().map(|(s, _)| s.grade as u32).collect::<Vec<u32>>()),
     ];
     let sums: Vec<[f64; 6]> = rows.iter().map(|(_, r)| sum_inputs(r)).collect();
     for (k, name) in SUMS.iter().enumerate() {
-        cols.push(Column::new(
-            (*name).into(),
-            sums.iter().map(|s| s[k]).collect::<Vec<f64>>(),
-        ));
+        cols.push(Column::new((*name).into(), sums.iter().map(|s| fen(s[k])).collect::<Vec<i64>>()));
     }
     let df = DataFrame::new(n, cols)?;
 
     let mut aggs = vec![
         len().alias("institutions"),
         col("exposure").sum().alias("exposure"),
-        (col("score") * col("exposure")).sum().alias("weighted"),
-        col("score").mean().alias("mean_score"),
+        col("weighted").sum().alias("weighted"),
+        col("score").sum().alias("score_sum"),
     ];
     for g in Grade::ALL {
-        aggs.push(
-            col("grade")
-                .eq(lit(g as u32))
-                .sum()
-                .alias(format!("g{}", g as u32)),
-        );
+        aggs.push(col("grade").eq(lit(g as u32)).sum().alias(format!("g{}", g as u32)));
     }
     for name in SUMS {
         aggs.push(col(name).sum().alias(name));
     }
 
     let mut out = Vec::new();
-    for (level, key) in [
-        (Level::District, "district"),
-        (Level::Region, "region"),
-        (Level::City, "city"),
-    ] {
+    for (level, key) in [(Level::District, "district"), (Level::Region, "region"), (Level::City, "city")] {
         for by_sector in [true, false] {
             let mut keys = vec![col("period"), col(key)];
             if by_sector {
                 keys.push(col("sector"));
             }
-            let g = df
-                .clone()
-                .lazy()
-                .group_by(keys)
-                .agg(aggs.clone())
-                .collect()?;
+            let g = df.clone().lazy().group_by(keys).agg(aggs.clone()).collect()?;
             read_groups(config, &g, level, key, by_sector, &mut out)?;
         }
     }
     add_contributors(rows, &mut out);
-    out.sort_by(|a, b| {
-        (a.period, a.level, &a.entity_id, a.sector).cmp(&(
-            b.period,
-            b.level,
-            &b.entity_id,
-            b.sector,
-        ))
-    });
+    out.sort_by(|a, b| (a.period, a.level, &a.entity_id, a.sector).cmp(&(b.period, b.level, &b.entity_id, b.sector)));
     Ok(out)
 }
 
@@ -179,43 +101,25 @@ fn read_groups(
 ) -> Result<()> {
     let period = g.column("period")?.i32()?;
     let entity = g.column(key)?.str()?;
-    let sector = if by_sector {
-        Some(g.column("sector")?.str()?)
-    } else {
-        None
-    };
+    let sector = if by_sector { Some(g.column("sector")?.str()?) } else { None };
     let f = |name: &str| -> Result<Vec<f64>> {
-        Ok(g.column(name)?
-            .cast(&DataType::Float64)?
-            .f64()?
-            .iter()
-            .map(|v| v.unwrap_or(0.0))
-            .collect())
+        Ok(g.column(name)?.cast(&DataType::Float64)?.f64()?.iter().map(|v| v.unwrap_or(0.0)).collect())
     };
-    let (count, exposure, weighted, mean) = (
-        f("institutions")?,
-        f("exposure")?,
-        f("weighted")?,
-        f("mean_score")?,
-    );
-    let grades: Vec<Vec<f64>> = Grade::ALL
-        .iter()
-        .map(|gr| f(&format!("g{}", *gr as u32)))
-        .collect::<Result<_>>()?;
+    let (count, exposure, weighted, score_sum) = (f("institutions")?, f("exposure")?, f("weighted")?, f("score_sum")?);
+    let grades: Vec<Vec<f64>> = Grade::ALL.iter().map(|gr| f(&format!("g{}", *gr as u32))).collect::<Result<_>>()?;
     let sums: Vec<Vec<f64>> = SUMS.iter().map(|s| f(s)).collect::<Result<_>>()?;
     let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
     for i in 0..g.height() {
         let entity_id = entity.get(i).unwrap_or_default().to_string();
         let scope = match &sector {
-            Some(s) => SectorScope::One(
-                Sector::parse(s.get(i).unwrap_or_default()).unwrap_or(Sector::Bank),
-            ),
+            Some(s) => SectorScope::One(Sector::parse(s.get(i).unwrap_or_default()).unwrap_or(Sector::Bank)),
             None => SectorScope::All,
         };
+        // exposure is in fen, weighted in yuan-points, score_sum in millionths of a point.
         let score = if exposure[i] > 0.0 {
-            weighted[i] / exposure[i]
+            weighted[i] / (exposure[i] / 100.0)
         } else {
-            mean[i]
+            score_sum[i] / 1e6 / count[i].max(1.0)
         };
         let has = |s: Sector| matches!(scope, SectorScope::All) || scope == SectorScope::One(s);
         let lending = has(Sector::Bank) || has(Sector::Microloan);
@@ -229,19 +133,11 @@ fn read_groups(
             grade: config.grades.grade(score),
             institutions: count[i] as u32,
             grade_counts: std::array::from_fn(|k| grades[k][i] as u32),
-            exposure: exposure[i],
-            npl_ratio: if lending {
-                ratio(sums[0][i], sums[1][i])
-            } else {
-                None
-            },
-            payout_rate: if has(Sector::Guarantee) {
-                ratio(sums[2][i], sums[3][i])
-            } else {
-                None
-            },
-            p2p_complaints: has(Sector::P2pResidual).then_some(sums[4][i]),
-            p2p_lenders_unpaid: has(Sector::P2pResidual).then_some(sums[5][i]),
+            exposure: exposure[i] / 100.0,
+            npl_ratio: if lending { ratio(sums[0][i], sums[1][i]) } else { None },
+            payout_rate: if has(Sector::Guarantee) { ratio(sums[2][i], sums[3][i]) } else { None },
+            p2p_complaints: has(Sector::P2pResidual).then_some(sums[4][i] / 100.0),
+            p2p_lenders_unpaid: has(Sector::P2pResidual).then_some(sums[5][i] / 100.0),
             top: Vec::new(),
         });
     }
@@ -251,14 +147,8 @@ fn read_groups(
 /// The Chinese name of a district, region or the city.
 pub fn entity_name(level: Level, id: &str) -> String {
     match level {
-        Level::District => id
-            .parse()
-            .ok()
-            .and_then(district)
-            .map_or_else(|| id.to_string(), |d| d.name_zh.to_string()),
-        Level::Region => {
-            Region::from_id(id).map_or_else(|| id.to_string(), |r| r.name_zh().to_string())
-        }
+        Level::District => id.parse().ok().and_then(district).map_or_else(|| id.to_string(), |d| d.name_zh.to_string()),
+        Level::Region => Region::from_id(id).map_or_else(|| id.to_string(), |r| r.name_zh().to_string()),
         Level::City => CITY_NAME.to_string(),
         Level::Institution => id.to_string(),
     }
@@ -270,20 +160,14 @@ fn add_contributors(rows: &[(&InstitutionScore, &Report)], out: &mut [AggregateS
     type Key = (Period, Level, String, SectorScope);
     let mut members: BTreeMap<Key, Vec<&InstitutionScore>> = BTreeMap::new();
     for (s, _) in rows {
-        let region = district(s.district_code)
-            .map_or(Region::MainUrban, |d| d.region)
-            .id()
-            .to_string();
+        let region = district(s.district_code).map_or(Region::MainUrban, |d| d.region).id().to_string();
         for (level, id) in [
             (Level::District, s.district_code.to_string()),
             (Level::Region, region),
             (Level::City, CITY_CODE.to_string()),
         ] {
             for scope in [SectorScope::One(s.sector), SectorScope::All] {
-                members
-                    .entry((s.period, level, id.clone(), scope))
-                    .or_default()
-                    .push(s);
+                members.entry((s.period, level, id.clone(), scope)).or_default().push(s);
             }
         }
     }
@@ -292,11 +176,7 @@ fn add_contributors(rows: &[(&InstitutionScore, &Report)], out: &mut [AggregateS
             continue;
         };
         let weight = |s: &InstitutionScore| {
-            if a.exposure > 0.0 {
-                s.exposure / a.exposure
-            } else {
-                1.0 / m.len() as f64
-            }
+            if a.exposure > 0.0 { s.exposure / a.exposure } else { 1.0 / m.len() as f64 }
         };
         let mut top: Vec<Contributor> = m
             .iter()
@@ -306,11 +186,7 @@ fn add_contributors(rows: &[(&InstitutionScore, &Report)], out: &mut [AggregateS
                 points: weight(s) * s.score,
             })
             .collect();
-        top.sort_by(|x, y| {
-            y.points
-                .total_cmp(&x.points)
-                .then_with(|| x.institution_id.cmp(&y.institution_id))
-        });
+        top.sort_by(|x, y| y.points.total_cmp(&x.points).then_with(|| x.institution_id.cmp(&y.institution_id)));
         top.truncate(TOP_CONTRIBUTORS);
         a.top = top;
     }

@@ -24,9 +24,7 @@ impl Cutoff {
     /// The 0..100 sub-score of a value; an undefined value scores 0.
     pub fn sub_score(&self, value: Option<f64>) -> f64 {
         match value {
-            Some(v) if !v.is_nan() => {
-                ((v - self.safe) / (self.critical - self.safe)).clamp(0.0, 1.0) * 100.0
-            }
+            Some(v) if !v.is_nan() => ((v - self.safe) / (self.critical - self.safe)).clamp(0.0, 1.0) * 100.0,
             _ => 0.0,
         }
     }
@@ -97,12 +95,7 @@ impl ScoreConfig {
     /// Checks that every sector has exactly its indicators, with sane cutoffs and weights.
     pub fn validate(&self) -> Result<()> {
         let g = &self.grades;
-        if !(0.0 < g.blue
-            && g.blue < g.yellow
-            && g.yellow < g.orange
-            && g.orange < g.red
-            && g.red <= 100.0)
-        {
+        if !(0.0 < g.blue && g.blue < g.yellow && g.yellow < g.orange && g.orange < g.red && g.red <= 100.0) {
             return Err(Error::Config {
                 path: "score.grades".into(),
                 message: "need 0 < blue < yellow < orange < red <= 100".into(),
@@ -117,10 +110,7 @@ impl ScoreConfig {
         for sector in Sector::ALL {
             let path = format!("score.indicators.{sector}");
             let Some(map) = self.indicators.get(&sector) else {
-                return Err(Error::Config {
-                    path,
-                    message: "missing".into(),
-                });
+                return Err(Error::Config { path, message: "missing".into() });
             };
             let expected = Indicator::for_sector(sector);
             if let Some(extra) = map.keys().find(|i| !expected.contains(i)) {
@@ -132,10 +122,7 @@ impl ScoreConfig {
             let mut total = 0.0;
             for i in expected {
                 let Some(c) = map.get(i) else {
-                    return Err(Error::Config {
-                        path: format!("{path}.{i}"),
-                        message: "missing".into(),
-                    });
+                    return Err(Error::Config { path: format!("{path}.{i}"), message: "missing".into() });
                 };
                 if !(c.safe.is_finite() && c.critical.is_finite()) || c.safe == c.critical {
                     return Err(Error::Config {
@@ -152,10 +139,7 @@ impl ScoreConfig {
                 total += c.weight;
             }
             if total <= 0.0 {
-                return Err(Error::Config {
-                    path,
-                    message: "weights must not all be zero".into(),
-                });
+                return Err(Error::Config { path, message: "weights must not all be zero".into() });
             }
         }
         Ok(())
@@ -164,22 +148,8 @@ impl ScoreConfig {
     /// The cutoffs of a sector's indicators in display order, weights normalised to sum to 1.
     pub fn sector_cutoffs(&self, sector: Sector) -> Vec<(Indicator, Cutoff)> {
         let map = &self.indicators[&sector];
-        let total: f64 = Indicator::for_sector(sector)
-            .iter()
-            .map(|i| map[i].weight)
-            .sum();
-        Indicator::for_sector(sector)
-            .iter()
-            .map(|i| {
-                (
-                    *i,
-                    Cutoff {
-                        weight: map[i].weight / total,
-                        ..map[i]
-                    },
-                )
-            })
-            .collect()
+        let total: f64 = Indicator::for_sector(sector).iter().map(|i| map[i].weight).sum();
+        Indicator::for_sector(sector).iter().map(|i| (*i, Cutoff { weight: map[i].weight / total, ..map[i] })).collect()
     }
 }
 
@@ -199,21 +169,14 @@ mod tests {
         assert!((cov.sub_score(Some(1.2)) - 60.0).abs() < 1e-9);
         assert_eq!(cov.sub_score(Some(f64::INFINITY)), 0.0);
         assert_eq!(cov.sub_score(None), 0.0);
-        let w: f64 = c
-            .sector_cutoffs(Sector::Guarantee)
-            .iter()
-            .map(|(_, c)| c.weight)
-            .sum();
+        let w: f64 = c.sector_cutoffs(Sector::Guarantee).iter().map(|(_, c)| c.weight).sum();
         assert!((w - 1.0).abs() < 1e-12);
     }
 
     #[test]
     fn a_missing_indicator_is_named() {
         let mut c = ScoreConfig::default();
-        c.indicators
-            .get_mut(&Sector::Microloan)
-            .unwrap()
-            .remove(&Indicator::Leverage);
+        c.indicators.get_mut(&Sector::Microloan).unwrap().remove(&Indicator::Leverage);
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("score.indicators.microloan.leverage"), "{e}");
     }

@@ -28,13 +28,9 @@ fn indicator_expr(sector: Sector, indicator: Indicator) -> Expr {
         (Sector::Guarantee, Leverage) => ratio(OutstandingGuarantees, NetAssets),
         (Sector::Guarantee, Concentration) => ratio(LargestClientExposure, NetAssets),
         (Sector::Guarantee, RecoveryRate) => ratio(RecoveriesYtd, PayoutsYtd),
-        (Sector::P2pResidual, RepaymentProgress) => {
-            lit(1.0) - ratio(OutstandingPrincipal, PrincipalAtExit)
-        }
+        (Sector::P2pResidual, RepaymentProgress) => lit(1.0) - ratio(OutstandingPrincipal, PrincipalAtExit),
         (Sector::P2pResidual, Stall) => ratio(RepaidInPeriod, OutstandingPrincipal),
-        (Sector::P2pResidual, ComplaintsPer1000Lenders) => {
-            m(ComplaintsInPeriod) * lit(1000.0) / m(LendersUnpaid)
-        }
+        (Sector::P2pResidual, ComplaintsPer1000Lenders) => m(ComplaintsInPeriod) * lit(1000.0) / m(LendersUnpaid),
         (s, i) => unreachable!("{i} is not an indicator of {s}"),
     };
     e.fill_nan(lit(NULL))
@@ -44,17 +40,8 @@ fn indicator_expr(sector: Sector, indicator: Indicator) -> Expr {
 fn frame(sector: Sector, reports: &[&Report]) -> Result<DataFrame> {
     let n = reports.len();
     let mut cols: Vec<Column> = Vec::with_capacity(sector.metrics().len() + 3);
-    cols.push(Column::new(
-        "row".into(),
-        (0..n as u32).collect::<Vec<u32>>(),
-    ));
-    cols.push(Column::new(
-        "period".into(),
-        reports
-            .iter()
-            .map(|r| r.period.index())
-            .collect::<Vec<i32>>(),
-    ));
+    cols.push(Column::new("row".into(), (0..n as u32).collect::<Vec<u32>>()));
+    cols.push(Column::new("period".into(), reports.iter().map(|r| r.period.index()).collect::<Vec<i32>>()));
     for (k, m) in sector.metrics().iter().enumerate() {
         let values: Vec<f64> = reports.iter().map(|r| r.metrics.values()[k]).collect();
         cols.push(Column::new(m.as_str().into(), values));
@@ -86,20 +73,14 @@ fn base_scores(config: &ScoreConfig, sector: Sector, reports: &[&Report]) -> Res
         exprs.push(scaled.clone().alias(sub.as_str()));
         weighted.push(scaled * lit(c.weight));
     }
-    let base = weighted
-        .into_iter()
-        .reduce(|a, b| a + b)
-        .unwrap_or_else(|| lit(0.0));
+    let base = weighted.into_iter().reduce(|a, b| a + b).unwrap_or_else(|| lit(0.0));
     exprs.push(base.alias("base"));
     let out = frame(sector, reports)?.lazy().select(exprs).collect()?;
 
     let base = out.column("base")?.f64()?;
     let mut rows: Vec<BaseRow> = base
         .iter()
-        .map(|b| BaseRow {
-            indicators: Vec::with_capacity(cutoffs.len()),
-            base: b.unwrap_or(0.0),
-        })
+        .map(|b| BaseRow { indicators: Vec::with_capacity(cutoffs.len()), base: b.unwrap_or(0.0) })
         .collect();
     for (ind, c) in &cutoffs {
         let values = out.column(ind.as_str())?.f64()?;
@@ -129,10 +110,7 @@ pub fn score_sector(
     reports: &[&Report],
 ) -> Result<Vec<InstitutionScore>> {
     if let Some(r) = reports.iter().find(|r| r.sector != sector) {
-        return Err(Error::Input(format!(
-            "report {} is {}, not {sector}",
-            r.report_id, r.sector
-        )));
+        return Err(Error::Input(format!("report {} is {}, not {sector}", r.report_id, r.sector)));
     }
     let mut reports: Vec<&Report> = reports.to_vec();
     reports.sort_by(|a, b| (a.period, &a.institution_id).cmp(&(b.period, &b.institution_id)));
@@ -141,26 +119,18 @@ pub fn score_sector(
         return Ok(Vec::new());
     }
     let rows = base_scores(config, sector, &reports)?;
-    let index: HashMap<(&str, Period), usize> = reports
-        .iter()
-        .enumerate()
-        .map(|(i, r)| ((r.institution_id.as_str(), r.period), i))
-        .collect();
+    let index: HashMap<(&str, Period), usize> =
+        reports.iter().enumerate().map(|(i, r)| ((r.institution_id.as_str(), r.period), i)).collect();
     let step = sector.cadence_months();
     let mut out = Vec::new();
     let mut start = 0;
     while start < reports.len() {
         let period = reports[start].period;
-        let end = start
-            + reports[start..]
-                .iter()
-                .take_while(|r| r.period == period)
-                .count();
+        let end = start + reports[start..].iter().take_while(|r| r.period == period).count();
         if periods.contains(&period) {
             let deltas: Vec<Option<f64>> = (start..end)
                 .map(|i| {
-                    let prev = index
-                        .get(&(reports[i].institution_id.as_str(), period.add_months(-step)))?;
+                    let prev = index.get(&(reports[i].institution_id.as_str(), period.add_months(-step)))?;
                     Some(rows[i].base - rows[*prev].base)
                 })
                 .collect();

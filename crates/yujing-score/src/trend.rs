@@ -41,28 +41,11 @@ mod tests {
 
     #[test]
     fn only_a_sharp_deterioration_adds_points() {
-        let cfg = TrendConfig {
-            min_peers: 5,
-            z_start: 1.0,
-            max_points: 10.0,
-        };
-        let deltas = [
-            Some(0.0),
-            Some(1.0),
-            Some(-1.0),
-            Some(0.5),
-            Some(-0.5),
-            Some(0.0),
-            Some(30.0),
-            None,
-        ];
+        let cfg = TrendConfig { min_peers: 5, z_start: 1.0, max_points: 10.0 };
+        let deltas = [Some(0.0), Some(1.0), Some(-1.0), Some(0.5), Some(-0.5), Some(0.0), Some(30.0), None];
         let t = trend_points(&cfg, &deltas);
         assert_eq!(t[7], (None, 0.0));
-        assert!(
-            t[6].0.unwrap() > 2.0 && t[6].1 > 5.0 && t[6].1 <= 10.0,
-            "{:?}",
-            t[6]
-        );
+        assert!(t[6].0.unwrap() > 2.0 && t[6].1 > 5.0 && t[6].1 <= 10.0, "{:?}", t[6]);
         assert!(t[..6].iter().all(|(_, p)| *p == 0.0));
         // Too few peers: no z-score at all.
         let few = trend_points(&cfg, &[Some(1.0), Some(50.0)]);

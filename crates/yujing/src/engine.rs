@@ -197,28 +197,37 @@ impl Engine {
         touched: &BTreeSet<(Sector, Period)>,
     ) -> Result<BTreeSet<(String, SectorScope)>, EngineError> {
         let periods: BTreeSet<Period> = touched.iter().map(|(_, p)| *p).collect();
-        let mut rows: Vec<(&InstitutionScore, &Report)> = Vec::new();
-        for &p in &periods {
+        let mut changed = BTreeSet::new();
+        // One aggregation per period: its input (and so polars' summation order) is the same
+        // whatever else the batch touched, which keeps the sums bit-identical across batchings.
+        for p in periods {
+            let mut rows: Vec<(&InstitutionScore, &Report)> = Vec::new();
+            // The event time of each district aggregate: its latest winning submission.
+            let mut at: HashMap<(u32, SectorScope, Period), DateTime<FixedOffset>> = HashMap::new();
             for sector in Sector::ALL {
                 for r in self.ledger.sector_period(sector, p) {
                     if let Some(s) = self.inst_scores.get(r.institution_id.as_str()).and_then(|m| m.get(&p)) {
                         rows.push((s, r.as_ref()));
                         for scope in [SectorScope::One(sector), SectorScope::All] {
-                            let at = self.agg_at.entry((r.district_code, scope, p)).or_insert(r.submitted_at);
-                            *at = (*at).max(r.submitted_at);
+                            let t = at.entry((r.district_code, scope, p)).or_insert(r.submitted_at);
+                            *t = (*t).max(r.submitted_at);
                         }
                     }
                 }
             }
-        }
-        let mut changed = BTreeSet::new();
-        for a in yujing_score::aggregate(&self.score, &rows)? {
-            let key: AggKey = (a.level, a.entity_id.clone(), a.sector, a.period);
-            if self.aggregates.get(&key) != Some(&a) {
-                if a.level == Level::District {
-                    changed.insert((a.entity_id.clone(), a.sector));
+            for ((code, scope, period), t) in at {
+                if self.agg_at.insert((code, scope, period), t) != Some(t) {
+                    changed.insert((code.to_string(), scope));
                 }
-                self.aggregates.insert(key, a);
+            }
+            for a in yujing_score::aggregate(&self.score, &rows)? {
+                let key: AggKey = (a.level, a.entity_id.clone(), a.sector, a.period);
+                if self.aggregates.get(&key) != Some(&a) {
+                    if a.level == Level::District {
+                        changed.insert((a.entity_id.clone(), a.sector));
+                    }
+                    self.aggregates.insert(key, a);
+                }
             }
         }
         Ok(changed)

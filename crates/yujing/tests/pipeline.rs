@@ -1,0 +1,121 @@
+//! The pipeline end to end on hand-made reports: alerts of the right severity and mechanism,
+//! corrections, missing reports, district clusters and dead letters.
+
+mod common;
+
+use common::*;
+use yujing_model::{AlertState, EntityKind, Mechanism, Reason, Sector, Severity, TransitionKind};
+
+#[test]
+fn a_critical_microloan_gets_a_red_exit_mechanism_alert_and_a_healthy_one_none() {
+    let mut lines = monthly("CQ-MLC-0001", 500103, "2020-01", 4, |_| healthy_microloan());
+    lines.extend(monthly("CQ-MLC-0002", 500103, "2020-01", 4, |k| microloan_with_npl(if k < 2 { 0.02 } else { 0.30 })));
+    let e = run(&lines, 100);
+    assert!(alerts_of(&e, "CQ-MLC-0001").is_empty(), "{:#?}", alerts_of(&e, "CQ-MLC-0001"));
+    let npl: Vec<_> = alerts_of(&e, "CQ-MLC-0002").into_iter().filter(|a| a.rule == "microloan-npl").collect();
+    assert_eq!(npl.len(), 1);
+    assert_eq!(npl[0].severity, Severity::Red);
+    assert_eq!(npl[0].mechanism, Mechanism::ExitMechanism);
+    assert_eq!(npl[0].state, AlertState::Open);
+    assert_eq!(npl[0].period.to_string(), "2020-03");
+    assert!((npl[0].evidence.value - 0.30).abs() < 1e-12);
+}
+
+#[test]
+fn a_bank_over_the_npl_ceiling_goes_to_central_local_coordination() {
+    let q = |p: &str, npl: f64| {
+        line("CQ-BNK-0001", Sector::Bank, 500105, p, 1, &on_time(p), &[1.0e11, npl * 1.0e11, 2.0e9, 3.0e9, 0.14])
+    };
+    let e = run(&[q("2020-03", 0.012), q("2020-06", 0.09)], 10);
+    let a: Vec<_> = alerts_of(&e, "CQ-BNK-0001").into_iter().filter(|a| a.rule == "bank-npl-ceiling").collect();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].severity, Severity::Red);
+    assert_eq!(a[0].mechanism, Mechanism::CentralLocalCoordination);
+}
+
+#[test]
+fn a_corrected_revision_that_brings_the_figures_back_resolves_the_alert() {
+    let mut lines = monthly("CQ-MLC-0003", 500106, "2020-01", 3, |k| microloan_with_npl(if k < 2 { 0.02 } else { 0.30 }));
+    let mut e = engine();
+    let first = feed(&mut e, &lines, 100);
+    let raised: Vec<_> = alerts_of(&e, "CQ-MLC-0003").into_iter().map(|a| a.id.clone()).collect();
+    assert!(!raised.is_empty());
+    assert!(first.transitions.iter().any(|t| t.kind == TransitionKind::Opened));
+    // The institution corrects March: the 30% was a typo for 3%.
+    lines = vec![line("CQ-MLC-0003", Sector::Microloan, 500106, "2020-03", 2, "2020-04-12T09:00:00+08:00", &microloan_with_npl(0.03))];
+    let second = feed(&mut e, &lines, 100);
+    assert!(alerts_of(&e, "CQ-MLC-0003").is_empty(), "{:#?}", alerts_of(&e, "CQ-MLC-0003"));
+    for id in &raised {
+        assert!(
+            second.transitions.iter().any(|t| &t.alert.id == id && t.kind == TransitionKind::Superseded),
+            "{id} was not superseded"
+        );
+    }
+}
+
+#[test]
+fn an_institution_that_stops_reporting_gets_a_reporting_discipline_alert() {
+    let mut lines = monthly("CQ-MLC-0004", 500108, "2020-01", 3, |_| healthy_microloan());
+    // Another institution keeps reporting, so the watermark moves on to mid-June.
+    lines.extend(monthly("CQ-MLC-0005", 500108, "2020-01", 6, |_| healthy_microloan()));
+    lines.push(line("CQ-MLC-0005", Sector::Microloan, 500108, "2020-06", 2, "2020-07-20T10:00:00+08:00", &healthy_microloan()));
+    let e = run(&lines, 7);
+    let a = alerts_of(&e, "CQ-MLC-0004");
+    assert_eq!(a.len(), 1, "{a:#?}");
+    assert_eq!(a[0].rule, "reporting-late");
+    assert_eq!(a[0].mechanism, Mechanism::ReportingDiscipline);
+    assert_eq!(a[0].period.to_string(), "2020-04");
+    // April, May and June missing (the watermark, 2020-07-20, passed June's deadline of 07-15).
+    assert_eq!(a[0].severity, Severity::Red);
+    assert!(alerts_of(&e, "CQ-MLC-0005").is_empty());
+}
+
+#[test]
+fn several_institutions_of_one_district_turning_orange_raise_a_district_alert() {
+    let mut lines = Vec::new();
+    for k in 0..4 {
+        let id = format!("CQ-MLC-01{k:02}");
+        // npl 14%, concentration 14%, leverage 0.95: each well into orange.
+        lines.extend(monthly(&id, 500112, "2020-01", 2, |m| {
+            if m == 0 { healthy_microloan() } else { vec![1.0e9, 1.4e8, 8.0e8, 1.12e8, 7.6e8] }
+        }));
+    }
+    lines.extend(monthly("CQ-MLC-0200", 500101, "2020-01", 2, |_| healthy_microloan()));
+    let e = run(&lines, 3);
+    let district: Vec<_> = e
+        .alerts()
+        .filter(|a| a.entity_kind == EntityKind::District && a.rule == "district-orange-cluster")
+        .collect();
+    assert_eq!(district.len(), 1, "{district:#?}");
+    assert_eq!(district[0].entity_id, "500112");
+    assert_eq!(district[0].mechanism, Mechanism::DistrictConcentration);
+    assert!(district[0].severity >= Severity::Orange);
+    assert!(e.alerts().all(|a| a.district_code != "500101"));
+}
+
+#[test]
+fn every_bad_line_yields_one_dead_letter_with_its_reason_and_the_run_goes_on() {
+    let good = line("CQ-MLC-0300", Sector::Microloan, 500103, "2020-01", 1, &on_time("2020-01"), &healthy_microloan());
+    let cases: Vec<(String, Reason)> = vec![
+        ("{\"schema_version\":1,".into(), Reason::MalformedJson),
+        (String::from_utf8_lossy(b"\xff not utf8").into_owned(), Reason::MalformedJson),
+        (good.replace("\"microloan\"", "\"insurance\""), Reason::SchemaViolation),
+        (good.replace("500103", "500199"), Reason::UnknownDistrict),
+        (good.replace("\"borrowings\":240000000.0", "\"borrowings\":-1.0"), Reason::NegativeAmount),
+        (good.replace("\"npl_balance\":20000000.0", "\"npl_balance\":2000000000.0"), Reason::Inconsistent),
+        (format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000)), Reason::TooLarge),
+    ];
+    let mut lines: Vec<String> = cases.iter().map(|(l, _)| l.clone()).collect();
+    lines.push(good.clone());
+    lines.push(good.replace("/r1", "/r1-again"));
+    let mut e = engine();
+    let out = feed(&mut e, &lines, 4);
+    let reasons: Vec<Reason> = out.dead_letters.iter().map(|d| d.reason).collect();
+    let mut expected: Vec<Reason> = cases.iter().map(|(_, r)| *r).collect();
+    expected.push(Reason::StaleRevision);
+    assert_eq!(reasons, expected);
+    assert_eq!(out.dead_letters[0].position.line, Some(1));
+    assert_eq!(out.dead_letters[0].original, lines[0]);
+    assert_eq!(e.stats().accepted, 1);
+    assert_eq!(e.stats().received, lines.len() as u64);
+}
