@@ -48,7 +48,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -134,15 +134,14 @@ pub fn risk_table(engine: &Engine, style: Style) -> String {
     let _ = writeln!(s, "Chongqing district risk map · 重庆市区县风险地图 · {p}");
     let _ = writeln!(
         s,
-        "{} {} {:>6}  {:<7} {:>5} {:>9} {:>9}  {}",
+        "{} {} {:>6}  {:<7} {:>5} {:>9} {:>9}  orange+ / red",
         pad("区县 district", 22),
         pad("region", 10),
         "score",
         "grade",
         "inst.",
         "NPL",
-        "payout",
-        "orange+ / red"
+        "payout"
     );
     let mut rows: Vec<&AggregateScore> = engine
         .aggregates()
