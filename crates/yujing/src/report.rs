@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use yujing_model::{AggregateScore, AlertState, Grade, Level, Period, SectorScope, Severity};
 
+/// How many open alerts the demo lists.
+const SHOWN_ALERTS: usize = 20;
+
 /// Whether to colour output.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -179,9 +182,10 @@ pub fn risk_table(engine: &Engine, style: Style) -> String {
     }
     let mut open: Vec<_> =
         engine.alerts().filter(|a| a.state == AlertState::Open && a.severity >= Severity::Orange).collect();
-    open.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.opened_at.cmp(&b.opened_at)));
+    // Most severe first, then the most recently opened.
+    open.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| b.opened_at.cmp(&a.opened_at)));
     let _ = writeln!(s, "\nOpen red and orange alerts · 红色/橙色预警 ({}):", open.len());
-    for a in open {
+    for a in open.iter().take(SHOWN_ALERTS) {
         let _ = writeln!(
             s,
             "  {} {} {} · {} · {}\n      {}",
@@ -192,6 +196,9 @@ pub fn risk_table(engine: &Engine, style: Style) -> String {
             a.mechanism_zh,
             a.evidence.summary
         );
+    }
+    if open.len() > SHOWN_ALERTS {
+        let _ = writeln!(s, "  … and {} more (yujing replay --alerts-out F writes them all)", open.len() - SHOWN_ALERTS);
     }
     s
 }
