@@ -16,7 +16,15 @@ fn workspace() -> std::path::PathBuf {
 fn replay_writes_alerts_scores_and_dead_letters_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let lines = [
-        common::line("CQ-MLC-0001", yujing_model::Sector::Microloan, 500103, "2020-01", 1, &common::on_time("2020-01"), &common::microloan_with_npl(0.3)),
+        common::line(
+            "CQ-MLC-0001",
+            yujing_model::Sector::Microloan,
+            500103,
+            "2020-01",
+            1,
+            &common::on_time("2020-01"),
+            &common::microloan_with_npl(0.3),
+        ),
         "{broken".to_string(),
     ];
     let input = dir.path().join("in.jsonl");
@@ -25,7 +33,14 @@ fn replay_writes_alerts_scores_and_dead_letters_and_exits_0() {
     let out = yujing()
         .arg("replay")
         .arg(&input)
-        .args(["--alerts-out", a.to_str().unwrap(), "--scores-out", s.to_str().unwrap(), "--dlq-out", d.to_str().unwrap()])
+        .args([
+            "--alerts-out",
+            a.to_str().unwrap(),
+            "--scores-out",
+            s.to_str().unwrap(),
+            "--dlq-out",
+            d.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -42,7 +57,8 @@ fn replay_writes_alerts_scores_and_dead_letters_and_exits_0() {
 
     // Parquet by extension.
     let pq = dir.path().join("s.parquet");
-    let out = yujing().arg("replay").arg(&input).arg("-q").args(["--scores-out", pq.to_str().unwrap()]).output().unwrap();
+    let out =
+        yujing().arg("replay").arg(&input).arg("-q").args(["--scores-out", pq.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success());
     assert!(std::fs::read(&pq).unwrap().starts_with(b"PAR1"));
 }
@@ -68,6 +84,9 @@ fn check_config_names_the_bad_line() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:5") && err.contains("score.grades.red"), "{err}");
+    let example = workspace().join("deploy/yujing.example.toml");
+    let out = yujing().arg("check-config").arg(&example).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rules = workspace().join("crates/yujing-alert/rules/default.toml");
     let out = yujing().arg("check-config").arg(&rules).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -4,21 +4,17 @@
 mod common;
 
 use common::*;
+use polars::prelude::SerWriter;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::collections::BTreeMap;
 use yujing::engine::Engine;
 use yujing::fixtures::{FixtureSpec, generate};
-use polars::prelude::SerWriter;
 use yujing::output::scores_frame;
 
 fn sample() -> Vec<String> {
-    let spec = FixtureSpec {
-        seed: 7,
-        institutions: 120,
-        from: "2020-01".parse().unwrap(),
-        to: "2020-12".parse().unwrap(),
-    };
+    let spec =
+        FixtureSpec { seed: 7, institutions: 120, from: "2020-01".parse().unwrap(), to: "2020-12".parse().unwrap() };
     generate(&spec).lines
 }
 

@@ -35,14 +35,23 @@ fn a_bank_over_the_npl_ceiling_goes_to_central_local_coordination() {
 
 #[test]
 fn a_corrected_revision_that_brings_the_figures_back_resolves_the_alert() {
-    let mut lines = monthly("CQ-MLC-0003", 500106, "2020-01", 3, |k| microloan_with_npl(if k < 2 { 0.02 } else { 0.30 }));
+    let mut lines =
+        monthly("CQ-MLC-0003", 500106, "2020-01", 3, |k| microloan_with_npl(if k < 2 { 0.02 } else { 0.30 }));
     let mut e = engine();
     let first = feed(&mut e, &lines, 100);
     let raised: Vec<_> = alerts_of(&e, "CQ-MLC-0003").into_iter().map(|a| a.id.clone()).collect();
     assert!(!raised.is_empty());
     assert!(first.transitions.iter().any(|t| t.kind == TransitionKind::Opened));
     // The institution corrects March: the 30% was a typo for 3%.
-    lines = vec![line("CQ-MLC-0003", Sector::Microloan, 500106, "2020-03", 2, "2020-04-12T09:00:00+08:00", &microloan_with_npl(0.03))];
+    lines = vec![line(
+        "CQ-MLC-0003",
+        Sector::Microloan,
+        500106,
+        "2020-03",
+        2,
+        "2020-04-12T09:00:00+08:00",
+        &microloan_with_npl(0.03),
+    )];
     let second = feed(&mut e, &lines, 100);
     assert!(alerts_of(&e, "CQ-MLC-0003").is_empty(), "{:#?}", alerts_of(&e, "CQ-MLC-0003"));
     for id in &raised {
@@ -58,7 +67,15 @@ fn an_institution_that_stops_reporting_gets_a_reporting_discipline_alert() {
     let mut lines = monthly("CQ-MLC-0004", 500108, "2020-01", 3, |_| healthy_microloan());
     // Another institution keeps reporting, so the watermark moves on to mid-June.
     lines.extend(monthly("CQ-MLC-0005", 500108, "2020-01", 6, |_| healthy_microloan()));
-    lines.push(line("CQ-MLC-0005", Sector::Microloan, 500108, "2020-06", 2, "2020-07-20T10:00:00+08:00", &healthy_microloan()));
+    lines.push(line(
+        "CQ-MLC-0005",
+        Sector::Microloan,
+        500108,
+        "2020-06",
+        2,
+        "2020-07-20T10:00:00+08:00",
+        &healthy_microloan(),
+    ));
     let e = run(&lines, 7);
     let a = alerts_of(&e, "CQ-MLC-0004");
     assert_eq!(a.len(), 1, "{a:#?}");
@@ -82,10 +99,8 @@ fn several_institutions_of_one_district_turning_orange_raise_a_district_alert() 
     }
     lines.extend(monthly("CQ-MLC-0200", 500101, "2020-01", 2, |_| healthy_microloan()));
     let e = run(&lines, 3);
-    let district: Vec<_> = e
-        .alerts()
-        .filter(|a| a.entity_kind == EntityKind::District && a.rule == "district-orange-cluster")
-        .collect();
+    let district: Vec<_> =
+        e.alerts().filter(|a| a.entity_kind == EntityKind::District && a.rule == "district-orange-cluster").collect();
     assert_eq!(district.len(), 1, "{district:#?}");
     assert_eq!(district[0].entity_id, "500112");
     assert_eq!(district[0].mechanism, Mechanism::DistrictConcentration);

@@ -33,7 +33,11 @@ pub fn feed(e: &mut Engine, lines: &[String], batch: usize) -> yujing::engine::B
     let inputs: Vec<Input> = lines
         .iter()
         .enumerate()
-        .map(|(i, l)| Input { bytes: l.as_bytes().to_vec(), position: Position::line("test", i as u64 + 1), truncated_from: None })
+        .map(|(i, l)| Input {
+            bytes: l.as_bytes().to_vec(),
+            position: Position::line("test", i as u64 + 1),
+            truncated_from: None,
+        })
         .collect();
     for chunk in inputs.chunks(batch.max(1)) {
         let out = e.process(chunk).expect("batch");
@@ -44,7 +48,15 @@ pub fn feed(e: &mut Engine, lines: &[String], batch: usize) -> yujing::engine::B
 }
 
 /// A report line. `values` are the sector's metrics in canonical order.
-pub fn line(inst: &str, sector: Sector, district: u32, period: &str, revision: u32, submitted: &str, values: &[f64]) -> String {
+pub fn line(
+    inst: &str,
+    sector: Sector,
+    district: u32,
+    period: &str,
+    revision: u32,
+    submitted: &str,
+    values: &[f64],
+) -> String {
     let metrics: serde_json::Map<String, serde_json::Value> =
         sector.metrics().iter().zip(values).map(|(m, v)| (m.as_str().to_string(), json!(v))).collect();
     json!({
