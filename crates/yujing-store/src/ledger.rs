@@ -132,6 +132,19 @@ pub struct Ledger {
     by_sector_period: HashMap<(Sector, Period), BTreeSet<Arc<str>>>,
     max_submitted: Option<DateTime<FixedOffset>>,
     counts: LedgerCounts,
+    dirty: BTreeSet<(Arc<str>, Period)>,
+}
+
+/// The persisted state of one institution and period: what a durable store keeps so that
+/// [`Ledger::restore_slot`] rebuilds the ledger exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotState {
+    /// The winning report.
+    pub winner: Arc<Report>,
+    /// Every `report_id` seen for the institution and period.
+    pub seen: Vec<String>,
+    /// The earliest submission of any revision.
+    pub first_submitted: DateTime<FixedOffset>,
 }
 
 impl Ledger {
@@ -179,6 +192,47 @@ impl Ledger {
         outcome
     }
 
+    /// The institution-periods whose state changed since the last call (any applied,
+    /// duplicate or stale report can change what is seen), for a durable store to write.
+    pub fn take_dirty(&mut self) -> Vec<SlotState> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty.into_iter().filter_map(|(inst, period)| self.slot(&inst, period)).collect()
+    }
+
+    /// The state of one institution and period.
+    pub fn slot(&self, institution_id: &str, period: Period) -> Option<SlotState> {
+        let s = self.institutions.get(institution_id)?.periods.get(&period)?;
+        Some(SlotState {
+            winner: s.winner.clone(),
+            seen: s.seen.iter().map(|x| x.to_string()).collect(),
+            first_submitted: s.first_submitted,
+        })
+    }
+
+    /// Puts back a persisted slot (on start-up). Does not count, does not mark dirty.
+    pub fn restore_slot(&mut self, state: SlotState) {
+        let report = state.winner;
+        self.observe(state.first_submitted);
+        self.observe(report.submitted_at);
+        let key: Arc<str> = match self.institutions.get_key_value(report.institution_id.as_str()) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(report.institution_id.as_str()),
+        };
+        let rec = self.institutions.entry(key.clone()).or_insert_with(|| InstitutionRecord {
+            institution_id: key.clone(),
+            sector: report.sector,
+            periods: BTreeMap::new(),
+        });
+        self.by_sector_period.entry((report.sector, report.period)).or_default().insert(key);
+        let seen = state.seen.into_iter().map(String::into_boxed_str).collect();
+        rec.periods.insert(report.period, Slot { winner: report, seen, first_submitted: state.first_submitted });
+    }
+
+    /// The latest `submitted_at` seen (what the watermark trails).
+    pub fn max_submitted(&self) -> Option<DateTime<FixedOffset>> {
+        self.max_submitted
+    }
+
     fn apply_inner(&mut self, report: Report) -> Outcome {
         let key: Arc<str> = match self.institutions.get_key_value(report.institution_id.as_str()) {
             Some((k, rec)) => {
@@ -198,6 +252,7 @@ impl Ledger {
             periods: BTreeMap::new(),
         });
         let (period, sector) = (report.period, report.sector);
+        self.dirty.insert((key.clone(), period));
         match rec.periods.get_mut(&period) {
             None => {
                 let seen = vec![report.report_id.clone().into_boxed_str()];

@@ -1,5 +1,5 @@
-//! The durable state of yujing: the ledger of accepted reports (and, with the service, the
-//! alerts, the audit log and source checkpoints).
+//! The durable state of yujing: the ledger of accepted reports, and the SQLite store that
+//! keeps it with the alerts, people's actions, the audit log and source checkpoints.
 //!
 //! The [`Ledger`] decides which report is authoritative for each institution and period:
 //! exact repeats of a `report_id` are counted no-ops, the highest revision wins, a lower or
@@ -20,5 +20,42 @@
 //! ```
 
 pub mod ledger;
+pub mod sqlite;
 
-pub use ledger::{Expected, InstitutionRecord, Ledger, LedgerCounts, LedgerSettings, Outcome};
+pub use ledger::{Expected, InstitutionRecord, Ledger, LedgerCounts, LedgerSettings, Outcome, SlotState};
+pub use sqlite::{AuditRecord, BatchWrite, Checkpoint, Store, StoreConfig};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// SQLite failed.
+    #[error("store {}: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The database's schema is not one this build reads.
+    #[error("store {}: {message}", path.display())]
+    Schema {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A stored value does not parse.
+    #[error("store {}: corrupt: {message}", path.display())]
+    Corrupt {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// JSON encoding failed.
+    #[error("json: {0}")]
+    Json(String),
+}
+
+/// Results of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,381 @@
+//! The durable store: SQLite (WAL) holding the ledger, the published alerts, people's
+//! actions, the audit log (an outbox of transitions to publish) and source checkpoints.
+//!
+//! One [`Store::commit`] is one transaction: a batch's ledger changes, alert changes,
+//! audit records and source offsets land together or not at all, which is what makes
+//! at-least-once delivery effectively exactly-once (DESIGN §7).
+
+use crate::ledger::{Ledger, LedgerSettings, SlotState};
+use crate::{Error, Result};
+use chrono::{DateTime, FixedOffset};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use yujing_model::{Alert, DecodeLimits, Period, decode};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE reports (
+         institution_id TEXT NOT NULL,
+         period INTEGER NOT NULL,
+         revision INTEGER NOT NULL,
+         report_id TEXT NOT NULL,
+         first_submitted TEXT NOT NULL,
+         seen TEXT NOT NULL,
+         report TEXT NOT NULL,
+         PRIMARY KEY (institution_id, period)
+     ) WITHOUT ROWID;
+     CREATE TABLE alerts (
+         id TEXT PRIMARY KEY,
+         state TEXT NOT NULL,
+         severity TEXT NOT NULL,
+         district_code TEXT NOT NULL,
+         alert TEXT NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE actions (seq INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, action TEXT NOT NULL);
+     CREATE TABLE audit (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         recorded_at TEXT NOT NULL,
+         actor TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         alert_id TEXT NOT NULL,
+         record TEXT NOT NULL,
+         published INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX audit_unpublished ON audit (published, seq);
+     CREATE INDEX audit_alert ON audit (alert_id, seq);
+     CREATE TABLE checkpoints (
+         source TEXT NOT NULL,
+         partition INTEGER NOT NULL,
+         next_offset INTEGER NOT NULL,
+         PRIMARY KEY (source, partition)
+     ) WITHOUT ROWID;",
+];
+
+/// Configuration of the durable store.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The SQLite database file (created when missing).
+    pub path: PathBuf,
+    /// How long a writer waits for a lock held by a reader before failing, e.g. "5s".
+    #[serde(with = "humantime_serde", default = "default_busy")]
+    pub busy_timeout: Duration,
+}
+
+fn default_busy() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl StoreConfig {
+    /// A store at `path` with default settings.
+    pub fn at(path: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig { path: path.into(), busy_timeout: default_busy() }
+    }
+
+    /// Opens (creating and migrating when needed) the store for writing.
+    pub fn build(&self) -> Result<Store> {
+        Store::open(&self.path, self.busy_timeout)
+    }
+}
+
+/// A source position to resume from: the next offset to read of a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The source, e.g. `kafka:yujing.reports`.
+    pub source: String,
+    /// The partition.
+    pub partition: i32,
+    /// The next offset to read.
+    pub next_offset: i64,
+}
+
+/// One audit record: a transition or a person's action on an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Its sequence number (assigned by the store; 0 before it is written).
+    pub seq: i64,
+    /// When it was recorded (wall clock).
+    pub recorded_at: DateTime<FixedOffset>,
+    /// Who: `yujing` or a person.
+    pub actor: String,
+    /// What happened (`opened`, `escalated`, `acknowledged`, …).
+    pub kind: String,
+    /// The alert.
+    pub alert_id: String,
+    /// The record as JSON (a transition v1).
+    pub record: String,
+}
+
+/// Everything one batch changes, written in one transaction.
+#[derive(Debug, Default)]
+pub struct BatchWrite<'a> {
+    /// Ledger slots that changed.
+    pub slots: Vec<SlotState>,
+    /// The latest `submitted_at` seen.
+    pub max_submitted: Option<DateTime<FixedOffset>>,
+    /// Alerts to insert or replace, as published.
+    pub alerts: Vec<&'a Alert>,
+    /// People's actions to append: (alert id, action JSON).
+    pub actions: Vec<(String, String)>,
+    /// Audit records to append (their `seq` is ignored).
+    pub audit: Vec<AuditRecord>,
+    /// Source positions to record.
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// The SQLite store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn sql(e: rusqlite::Error, path: &Path) -> Error {
+    Error::Sqlite { path: path.to_path_buf(), source: e }
+}
+
+impl Store {
+    /// Opens the store for writing: WAL mode, migrations applied.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store> {
+        let conn = Connection::open(path).map_err(|e| sql(e, path))?;
+        conn.busy_timeout(busy_timeout).map_err(|e| sql(e, path))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| sql(e, path))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| sql(e, path))?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| sql(e, path))?;
+        let mut store = Store { conn, path: path.to_path_buf() };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing store read-only (a WAL reader: works while a writer runs).
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| sql(e, path))?;
+        conn.busy_timeout(default_busy()).map_err(|e| sql(e, path))?;
+        let store = Store { conn, path: path.to_path_buf() };
+        let version = store.schema_version()?;
+        if version as usize != MIGRATIONS.len() {
+            return Err(Error::Schema {
+                path: path.to_path_buf(),
+                message: format!("schema version {version}, this build reads {}", MIGRATIONS.len()),
+            });
+        }
+        Ok(store)
+    }
+
+    /// The applied schema version.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| sql(e, &self.path))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current = self.schema_version()? as usize;
+        if current > MIGRATIONS.len() {
+            return Err(Error::Schema {
+                path: self.path.clone(),
+                message: format!("schema version {current} is newer than this build ({})", MIGRATIONS.len()),
+            });
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(current) {
+            let tx = self.conn.transaction().map_err(|e| sql(e, &self.path))?;
+            tx.execute_batch(m).map_err(|e| sql(e, &self.path))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| sql(e, &self.path))?;
+            tx.commit().map_err(|e| sql(e, &self.path))?;
+            tracing::info!(path = %self.path.display(), version = i + 1, "store migrated");
+        }
+        Ok(())
+    }
+
+    /// Writes one batch in one transaction.
+    pub fn commit(&mut self, batch: &BatchWrite<'_>) -> Result<()> {
+        let path = self.path.clone();
+        let e = |err| sql(err, &path);
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut put_report = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO reports (institution_id, period, revision, report_id, first_submitted, seen, report)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(e)?;
+            for s in &batch.slots {
+                let r = &s.winner;
+                let json = serde_json::to_string(r.as_ref()).map_err(|x| Error::Json(x.to_string()))?;
+                let seen = serde_json::to_string(&s.seen).map_err(|x| Error::Json(x.to_string()))?;
+                put_report
+                    .execute(params![
+                        r.institution_id,
+                        r.period.index(),
+                        r.revision,
+                        r.report_id,
+                        s.first_submitted.to_rfc3339(),
+                        seen,
+                        json
+                    ])
+                    .map_err(e)?;
+            }
+            if let Some(m) = batch.max_submitted {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('max_submitted', ?1)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![m.to_rfc3339()],
+                )
+                .map_err(e)?;
+            }
+            let mut put_alert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO alerts (id, state, severity, district_code, alert) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(e)?;
+            for a in &batch.alerts {
+                let json = serde_json::to_string(a).map_err(|x| Error::Json(x.to_string()))?;
+                put_alert
+                    .execute(params![a.id, a.state.as_str(), a.severity.as_str(), a.district_code, json])
+                    .map_err(e)?;
+            }
+            let mut put_action =
+                tx.prepare_cached("INSERT INTO actions (alert_id, action) VALUES (?1, ?2)").map_err(e)?;
+            for (id, json) in &batch.actions {
+                put_action.execute(params![id, json]).map_err(e)?;
+            }
+            let mut put_audit = tx
+                .prepare_cached(
+                    "INSERT INTO audit (recorded_at, actor, kind, alert_id, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(e)?;
+            for a in &batch.audit {
+                put_audit
+                    .execute(params![a.recorded_at.to_rfc3339(), a.actor, a.kind, a.alert_id, a.record])
+                    .map_err(e)?;
+            }
+            let mut put_cp = tx
+                .prepare_cached(
+                    "INSERT INTO checkpoints (source, partition, next_offset) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(source, partition) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
+                )
+                .map_err(e)?;
+            for c in &batch.checkpoints {
+                put_cp.execute(params![c.source, c.partition, c.next_offset]).map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Rebuilds the ledger from the stored slots.
+    pub fn load_ledger(&self, settings: LedgerSettings) -> Result<Ledger> {
+        let e = |err| sql(err, &self.path);
+        let mut ledger = Ledger::new(settings);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT first_submitted, seen, report FROM reports ORDER BY institution_id, period")
+            .map_err(e)?;
+        let limits = DecodeLimits { max_report_bytes: usize::MAX };
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(e)?;
+        for row in rows {
+            let (first, seen, json) = row.map_err(e)?;
+            let winner = decode(json.as_bytes(), &limits)
+                .map_err(|r| Error::Corrupt { path: self.path.clone(), message: format!("stored report: {r}") })?;
+            let seen: Vec<String> = serde_json::from_str(&seen).map_err(|x| Error::Json(x.to_string()))?;
+            let first_submitted = DateTime::parse_from_rfc3339(&first)
+                .map_err(|x| Error::Corrupt { path: self.path.clone(), message: format!("first_submitted: {x}") })?;
+            ledger.restore_slot(SlotState { winner: Arc::new(winner), seen, first_submitted });
+        }
+        if let Some(m) = self.meta("max_submitted")? {
+            let m = DateTime::parse_from_rfc3339(&m)
+                .map_err(|x| Error::Corrupt { path: self.path.clone(), message: format!("max_submitted: {x}") })?;
+            ledger.observe(m);
+        }
+        Ok(ledger)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| sql(e, &self.path))
+    }
+
+    /// Every stored alert (any state), ordered by id.
+    pub fn load_alerts(&self) -> Result<Vec<Alert>> {
+        let e = |err| sql(err, &self.path);
+        let mut stmt = self.conn.prepare("SELECT alert FROM alerts ORDER BY id").map_err(e)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(e)?;
+        rows.map(|r| {
+            let json = r.map_err(e)?;
+            serde_json::from_str(&json).map_err(|x| Error::Json(x.to_string()))
+        })
+        .collect()
+    }
+
+    /// Every stored action as (alert id, JSON), in the order taken.
+    pub fn load_actions(&self) -> Result<Vec<(String, String)>> {
+        let e = |err| sql(err, &self.path);
+        let mut stmt = self.conn.prepare("SELECT alert_id, action FROM actions ORDER BY seq").map_err(e)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(e)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(e)
+    }
+
+    /// The checkpoints of a source.
+    pub fn checkpoints(&self, source: &str) -> Result<Vec<Checkpoint>> {
+        let e = |err| sql(err, &self.path);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT partition, next_offset FROM checkpoints WHERE source = ?1 ORDER BY partition")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([source], |r| {
+                Ok(Checkpoint { source: source.to_string(), partition: r.get(0)?, next_offset: r.get(1)? })
+            })
+            .map_err(e)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(e)
+    }
+
+    /// Audit records after `after_seq`, oldest first, at most `limit`; `unpublished_only`
+    /// returns the outbox of transitions not yet marked published.
+    pub fn audit(&self, after_seq: i64, limit: usize, unpublished_only: bool) -> Result<Vec<AuditRecord>> {
+        let e = |err| sql(err, &self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, recorded_at, actor, kind, alert_id, record FROM audit
+                 WHERE seq > ?1 AND (?2 = 0 OR published = 0) ORDER BY seq LIMIT ?3",
+            )
+            .map_err(e)?;
+        let rows = stmt
+            .query_map(params![after_seq, i64::from(unpublished_only), limit as i64], |r| {
+                let at: String = r.get(1)?;
+                Ok(AuditRecord {
+                    seq: r.get(0)?,
+                    recorded_at: DateTime::parse_from_rfc3339(&at).unwrap_or_else(|_| Period::from_index(0).end()),
+                    actor: r.get(2)?,
+                    kind: r.get(3)?,
+                    alert_id: r.get(4)?,
+                    record: r.get(5)?,
+                })
+            })
+            .map_err(e)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(e)
+    }
+
+    /// Marks audit records as published (up to and including `through_seq`).
+    pub fn mark_published(&mut self, through_seq: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE audit SET published = 1 WHERE seq <= ?1 AND published = 0", [through_seq])
+            .map(|_| ())
+            .map_err(|e| sql(e, &self.path))
+    }
+
+    /// Number of stored institution-periods.
+    pub fn report_count(&self) -> Result<i64> {
+        self.conn.query_row("SELECT count(*) FROM reports", [], |r| r.get(0)).map_err(|e| sql(e, &self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests;
