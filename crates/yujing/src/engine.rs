@@ -11,14 +11,14 @@ use crate::config::Config;
 use chrono::{DateTime, Datelike, FixedOffset};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use yujing_alert::{AlertBook, EntitySeries, RulePack, SeriesPoint, derive};
+use yujing_alert::{Action, AlertBook, EntitySeries, RulePack, SeriesPoint, derive};
 use yujing_ingest::{Decoder, Input};
 use yujing_model::{
     AggregateScore, Alert, DeadLetter, DecodeLimits, EntityKind, InstitutionScore, Level, Period, Reason, Report,
     Sector, SectorScope, Transition, period::china_tz,
 };
 use yujing_score::ScoreConfig;
-use yujing_store::{Expected, Ledger, LedgerSettings, Outcome};
+use yujing_store::{Expected, Ledger, LedgerSettings, Outcome, SlotState};
 
 /// Key of an aggregate: level, entity, sector scope, period (ordered for series building).
 pub type AggKey = (Level, String, SectorScope, Period);
@@ -29,6 +29,14 @@ pub enum EngineError {
     /// Scoring failed.
     #[error(transparent)]
     Score(#[from] yujing_score::Error),
+}
+
+/// The ledger's settings from the configuration.
+pub fn ledger_settings(config: &Config) -> LedgerSettings {
+    LedgerSettings {
+        report_deadline: chrono::Duration::from_std(config.ledger.report_deadline).unwrap_or(chrono::Duration::days(15)),
+        allowed_lateness: chrono::Duration::from_std(config.ledger.allowed_lateness).unwrap_or(chrono::Duration::zero()),
+    }
 }
 
 /// Counts of what the engine has seen.
@@ -74,17 +82,13 @@ pub struct Engine {
     agg_at: HashMap<(u32, SectorScope, Period), DateTime<FixedOffset>>,
     due_through: Option<Period>,
     stats: Stats,
+    touched_alerts: BTreeSet<String>,
 }
 
 impl Engine {
     /// An empty engine with a configuration and a rule pack.
     pub fn new(config: &Config, rules: RulePack) -> Engine {
-        let settings = LedgerSettings {
-            report_deadline: chrono::Duration::from_std(config.ledger.report_deadline)
-                .unwrap_or(chrono::Duration::days(15)),
-            allowed_lateness: chrono::Duration::from_std(config.ledger.allowed_lateness)
-                .unwrap_or(chrono::Duration::zero()),
-        };
+        let settings = ledger_settings(config);
         Engine {
             decoder: Decoder { limits: DecodeLimits { max_report_bytes: config.ingest.max_report_bytes } },
             ledger: Ledger::new(settings),
@@ -96,7 +100,37 @@ impl Engine {
             agg_at: HashMap::new(),
             due_through: None,
             stats: Stats::default(),
+            touched_alerts: BTreeSet::new(),
         }
+    }
+
+    /// An engine rebuilt from durable state: the ledger, the alerts as last published and
+    /// people's actions. Everything derived (scores, aggregates, alert histories) is
+    /// recomputed from the ledger; the returned transitions are what differs from what was
+    /// published (nothing, unless the rules or the config changed), to publish and audit.
+    pub fn restore(
+        config: &Config,
+        rules: RulePack,
+        ledger: Ledger,
+        published: Vec<Alert>,
+        actions: Vec<Action>,
+    ) -> Result<(Engine, Vec<Transition>), EngineError> {
+        let mut e = Engine::new(config, rules);
+        e.ledger = ledger;
+        e.ledger.take_dirty();
+        e.book = AlertBook::restore(published, actions);
+        let changed: BTreeSet<(Sector, Period)> = e
+            .ledger
+            .institutions()
+            .flat_map(|r| r.reports().map(|rep| (rep.sector, rep.period)).collect::<Vec<_>>())
+            .collect();
+        let mut entities = BTreeSet::new();
+        let touched = e.rescore(&changed, &mut entities)?;
+        let districts = e.reaggregate(&touched)?;
+        e.due_through = e.due_period();
+        entities.extend(e.ledger.institutions().map(|r| r.institution_id.clone()));
+        let transitions = e.rederive(&entities, districts);
+        Ok((e, transitions))
     }
 
     /// Processes one micro-batch of inputs.
@@ -137,18 +171,40 @@ impl Engine {
             self.due_through = due;
             entities.extend(self.ledger.institutions().map(|r| r.institution_id.clone()));
         }
-        for inst in &entities {
+        out.transitions = self.rederive(&entities, districts);
+        Ok(out)
+    }
+
+    /// Re-derives the alert histories of institutions and districts and reconciles them
+    /// with the book; remembers every alert id touched, for the store.
+    fn rederive(&mut self, institutions: &BTreeSet<Arc<str>>, districts: BTreeSet<(String, SectorScope)>) -> Vec<Transition> {
+        let mut transitions = Vec::new();
+        for inst in institutions {
             if let Some(series) = self.institution_series(inst) {
                 let derived = derive(&self.rules, &series);
-                out.transitions.extend(self.book.reconcile(EntityKind::Institution, inst, series.sector, derived));
+                self.touched_alerts.extend(derived.iter().map(|a| a.id.clone()));
+                transitions.extend(self.book.reconcile(EntityKind::Institution, inst, series.sector, derived));
             }
         }
         for (code, scope) in districts {
             let series = self.district_series(&code, scope);
             let derived = derive(&self.rules, &series);
-            out.transitions.extend(self.book.reconcile(EntityKind::District, &code, scope, derived));
+            self.touched_alerts.extend(derived.iter().map(|a| a.id.clone()));
+            transitions.extend(self.book.reconcile(EntityKind::District, &code, scope, derived));
         }
-        Ok(out)
+        self.touched_alerts.extend(transitions.iter().map(|t| t.alert.id.clone()));
+        transitions
+    }
+
+    /// The ledger slots changed since the last call, for the store.
+    pub fn take_dirty_slots(&mut self) -> Vec<SlotState> {
+        self.ledger.take_dirty()
+    }
+
+    /// The alerts (as published now) re-derived or changed since the last call, for the store.
+    pub fn take_touched_alerts(&mut self) -> Vec<Alert> {
+        let ids = std::mem::take(&mut self.touched_alerts);
+        ids.iter().filter_map(|id| self.book.get(id).cloned()).collect()
     }
 
     /// Re-scores the changed sector-periods and the period after each; returns the

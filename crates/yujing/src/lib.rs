@@ -12,6 +12,7 @@
 //! ```
 
 pub mod config;
+pub mod durable;
 pub mod engine;
 pub mod fixtures;
 pub mod output;

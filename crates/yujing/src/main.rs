@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use yujing::config::Config;
 use yujing::fixtures::{FixtureSpec, generate, write_dir};
-use yujing::replay::{ReplayOptions, jsonl_files, load_rules, replay};
+use yujing::replay::{ReplayOptions, export, jsonl_files, load_rules, replay};
 use yujing::report::{Style, risk_table, summary};
 use yujing_model::Period;
 
@@ -49,9 +49,28 @@ enum Command {
         /// Write dead letters (rejected inputs with their reason) here (JSONL).
         #[arg(long)]
         dlq_out: Option<PathBuf>,
+        /// Keep state in this SQLite store: resume from it after a stop, commit every batch.
+        #[arg(long)]
+        store: Option<PathBuf>,
         /// No progress bar and no summary.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Write a store's current alerts and scores in the formats of `replay` (works while
+    /// the service runs).
+    Export {
+        /// The SQLite store.
+        #[arg(long)]
+        store: PathBuf,
+        /// Configuration file (defaults are embedded).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write every alert in its current state here (JSONL).
+        #[arg(long)]
+        alerts_out: Option<PathBuf>,
+        /// Write scores here: CSV, or Parquet when the name ends in .parquet.
+        #[arg(long)]
+        scores_out: Option<PathBuf>,
     },
     /// Generate a deterministic, realistic set of reports (with planted trouble).
     Fixtures {
@@ -105,11 +124,11 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Replay { files, config, alerts_out, scores_out, dlq_out, quiet } => {
+        Command::Replay { files, config, alerts_out, scores_out, dlq_out, store, quiet } => {
             let config = Config::load(config.as_deref())?;
             let rules = load_rules(&config)?;
             let progress = !quiet && std::io::stderr().is_terminal();
-            let opts = ReplayOptions { files, alerts_out, scores_out, dlq_out, progress };
+            let opts = ReplayOptions { files, alerts_out, scores_out, dlq_out, progress, store };
             let r = replay(&config, rules, &opts)?;
             if !quiet {
                 eprint!("{}", summary(&r, Style::detect()));
@@ -117,6 +136,18 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { sample, config } => demo(&sample, config.as_deref()),
+        Command::Export { store, config, alerts_out, scores_out } => {
+            let config = Config::load(config.as_deref())?;
+            let rules = load_rules(&config)?;
+            let e = export(&config, rules, &store, alerts_out.as_deref(), scores_out.as_deref())?;
+            eprintln!(
+                "{}: {} institution-periods, {} alerts",
+                store.display(),
+                e.ledger().len(),
+                e.alerts().count()
+            );
+            Ok(())
+        }
         Command::Fixtures { out, seed, institutions, from, to } => {
             if from > to {
                 bail!("--from {from} is after --to {to}");

@@ -152,10 +152,14 @@ pub struct DeadLetterWriter {
 }
 
 impl DeadLetterWriter {
-    /// A writer to `path`, or one that only counts when `path` is `None`.
-    pub fn create(path: Option<&Path>) -> Result<DeadLetterWriter> {
+    /// A writer to `path` (appending when `append`), or one that only counts when `path`
+    /// is `None`.
+    pub fn create(path: Option<&Path>, append: bool) -> Result<DeadLetterWriter> {
         let out = match path {
-            Some(p) => Some(BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+            Some(p) => {
+                let file = std::fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(p);
+                Some(BufWriter::new(file.with_context(|| format!("cannot create {}", p.display()))?))
+            }
             None => None,
         };
         Ok(DeadLetterWriter { out, written: 0 })
@@ -170,6 +174,14 @@ impl DeadLetterWriter {
             }
         }
         self.written += letters.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes what was written so far (before the store commits the batch).
+    pub fn flush(&mut self) -> Result<()> {
+        if let Some(w) = &mut self.out {
+            w.flush()?;
+        }
         Ok(())
     }
 

@@ -1,14 +1,17 @@
 //! `yujing replay`: JSONL files through the whole pipeline to the end.
 
 use crate::config::Config;
+use crate::durable::{open_engine, persist, restore};
 use crate::engine::Engine;
 use crate::output::{DeadLetterWriter, write_alerts, write_scores};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use yujing_alert::RulePack;
 use yujing_ingest::FileSourceConfig;
+use yujing_store::{Checkpoint, Store, StoreConfig};
 
 /// What to replay and where to write the results.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +26,8 @@ pub struct ReplayOptions {
     pub dlq_out: Option<PathBuf>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
+    /// Keep state in this durable store: resume from it, and commit every batch to it.
+    pub store: Option<PathBuf>,
 }
 
 /// The rule pack the configuration names: its file, or the embedded default.
@@ -59,12 +64,47 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let mut engine = Engine::new(config, rules);
-    let mut dlq = DeadLetterWriter::create(opts.dlq_out.as_deref())?;
+    let (mut engine, mut store, resume) = match &opts.store {
+        Some(path) => {
+            let mut store = StoreConfig::at(path).build()?;
+            let (engine, _) = open_engine(config, rules, &mut store)?;
+            let resume: HashMap<String, i64> = opts
+                .files
+                .iter()
+                .map(|f| {
+                    let source = file_source_name(f);
+                    let done = store.checkpoints(&source)?.first().map_or(0, |c| c.next_offset);
+                    Ok((f.display().to_string(), done))
+                })
+                .collect::<Result<_>>()?;
+            (engine, Some(store), resume)
+        }
+        None => (Engine::new(config, rules), None, HashMap::new()),
+    };
+    let resuming = resume.values().any(|v| *v > 0);
+    if resuming {
+        tracing::info!(files = resume.len(), "resuming from the store's checkpoints");
+    }
+    let mut dlq = DeadLetterWriter::create(opts.dlq_out.as_deref(), resuming)?;
     let mut transitions = 0u64;
-    while let Some(batch) = source.next_batch()? {
+    while let Some(mut batch) = source.next_batch()? {
+        // Lines already committed to the store before a restart are skipped.
+        batch.retain(|i| i.position.line.unwrap_or(0) as i64 > resume.get(&i.position.source).copied().unwrap_or(0));
         let out = engine.process(&batch)?;
         dlq.write(&out.dead_letters)?;
+        if let Some(store) = store.as_mut() {
+            let mut last: BTreeMap<&str, i64> = BTreeMap::new();
+            for i in &batch {
+                let l = last.entry(i.position.source.as_str()).or_default();
+                *l = (*l).max(i.position.line.unwrap_or(0) as i64);
+            }
+            let checkpoints = last
+                .into_iter()
+                .map(|(src, line)| Checkpoint { source: format!("file:{src}"), partition: 0, next_offset: line })
+                .collect();
+            dlq.flush()?;
+            persist(&mut engine, store, &out.transitions, checkpoints)?;
+        }
         transitions += out.transitions.len() as u64;
         bar.set_position(source.read_bytes());
         bar.set_message(format!("{} reports", engine.stats().received));
@@ -85,6 +125,25 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
         write_scores(&engine, p)?;
     }
     Ok(Replayed { engine, elapsed: started.elapsed(), dead_letters, transitions })
+}
+
+/// The checkpoint source name of a replayed file.
+fn file_source_name(path: &Path) -> String {
+    format!("file:{}", path.display())
+}
+
+/// Writes the store's current alerts and scores in the formats of `yujing replay`. Opens the
+/// store read-only, so it works while `yujing run` writes to it.
+pub fn export(config: &Config, rules: RulePack, store: &Path, alerts_out: Option<&Path>, scores_out: Option<&Path>) -> Result<Engine> {
+    let store = Store::open_read_only(store)?;
+    let (engine, _) = restore(config, rules, &store)?;
+    if let Some(p) = alerts_out {
+        write_alerts(engine.alerts(), p)?;
+    }
+    if let Some(p) = scores_out {
+        write_scores(&engine, p)?;
+    }
+    Ok(engine)
 }
 
 /// The `*.jsonl` files of a directory, sorted by name.

@@ -1,0 +1,64 @@
+//! The engine over the durable store: restore on start, persist each batch in one
+//! transaction (ledger, alerts, audit outbox, source positions), export.
+
+use crate::config::Config;
+use crate::engine::{Engine, ledger_settings};
+use anyhow::{Context, Result};
+use chrono::Utc;
+use yujing_alert::{Action, RulePack};
+use yujing_model::Transition;
+use yujing_store::{AuditRecord, BatchWrite, Checkpoint, Store};
+
+/// Rebuilds the engine from a store. Returns the transitions that differ from what was
+/// published (normally none), already persisted to the audit outbox.
+pub fn open_engine(config: &Config, rules: RulePack, store: &mut Store) -> Result<(Engine, Vec<Transition>)> {
+    let (engine, transitions) = restore(config, rules, store)?;
+    let mut engine = engine;
+    persist(&mut engine, store, &transitions, Vec::new())?;
+    Ok((engine, transitions))
+}
+
+/// Rebuilds the engine from a store without writing to it (for readers such as export).
+pub fn restore(config: &Config, rules: RulePack, store: &Store) -> Result<(Engine, Vec<Transition>)> {
+    let ledger = store.load_ledger(ledger_settings(config)).context("loading the ledger")?;
+    let alerts = store.load_alerts().context("loading alerts")?;
+    let actions: Vec<Action> = store
+        .load_actions()
+        .context("loading actions")?
+        .into_iter()
+        .map(|(id, json)| serde_json::from_str(&json).with_context(|| format!("stored action on {id}")))
+        .collect::<Result<_>>()?;
+    tracing::info!(reports = ledger.len(), alerts = alerts.len(), actions = actions.len(), "restoring from the store");
+    Ok(Engine::restore(config, rules, ledger, alerts, actions)?)
+}
+
+/// Writes what the last batch changed, with the source positions it consumed, in one
+/// transaction. Call it before acknowledging the positions to the source.
+pub fn persist(engine: &mut Engine, store: &mut Store, transitions: &[Transition], checkpoints: Vec<Checkpoint>) -> Result<()> {
+    let slots = engine.take_dirty_slots();
+    let alerts = engine.take_touched_alerts();
+    let now = Utc::now().fixed_offset();
+    let audit = transitions
+        .iter()
+        .map(|t| {
+            Ok(AuditRecord {
+                seq: 0,
+                recorded_at: now,
+                actor: t.by.clone(),
+                kind: serde_json::to_value(t.kind)?.as_str().unwrap_or_default().to_string(),
+                alert_id: t.alert.id.clone(),
+                record: serde_json::to_string(t)?,
+            })
+        })
+        .collect::<Result<Vec<_>, serde_json::Error>>()?;
+    let write = BatchWrite {
+        slots,
+        max_submitted: engine.ledger().max_submitted(),
+        alerts: alerts.iter().collect(),
+        actions: Vec::new(),
+        audit,
+        checkpoints,
+    };
+    store.commit(&write).context("committing the batch to the store")?;
+    Ok(())
+}
