@@ -22,7 +22,7 @@ fn city_aggregates_for_2020_12_are_within_10_percent_of_the_plans_figures() {
         alerts_out: Some(a.clone()),
         scores_out: Some(s.clone()),
         dlq_out: Some(d.clone()),
-        progress: false,
+        ..Default::default()
     };
     let config = common::config();
     let done = replay(&config, load_rules(&config).unwrap(), &opts).unwrap();
