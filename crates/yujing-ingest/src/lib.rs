@@ -17,8 +17,12 @@
 //! ```
 
 pub mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 pub use file::{FileSource, FileSourceConfig};
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaProducerConfig, KafkaSink, KafkaSource, KafkaSourceConfig};
 
 use yujing_model::{DeadLetter, DecodeLimits, Position, Report, decode};
 
@@ -33,6 +37,30 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A Kafka client could not be created or a Kafka operation failed.
+    #[cfg(feature = "kafka")]
+    #[error("kafka: {what}: {source}")]
+    Kafka {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// A message could not be delivered, even after retrying.
+    #[cfg(feature = "kafka")]
+    #[error("kafka: delivery to {topic} failed after {attempts} attempt(s): {source}")]
+    Delivery {
+        /// The topic.
+        topic: String,
+        /// How many times it was tried.
+        attempts: u32,
+        /// The last delivery error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// A Kafka setting or topic is not usable as given.
+    #[cfg(feature = "kafka")]
+    #[error("kafka: {0}")]
+    KafkaSetup(String),
 }
 
 /// Results of this crate.

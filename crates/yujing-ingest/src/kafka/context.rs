@@ -1,0 +1,219 @@
+//! The consumer's librdkafka context: rebalance logging, the final commit on revoke,
+//! readiness and counters from errors and statistics.
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::topic_partition_list::TopicPartitionList;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+/// Counters shared by the source, its context and whoever reads them.
+#[derive(Debug, Default)]
+pub(crate) struct Cells {
+    pub(crate) messages: AtomicU64,
+    pub(crate) broker_errors: AtomicU64,
+    pub(crate) stale_offset_stores: AtomicU64,
+    pub(crate) commits: AtomicU64,
+    pub(crate) commit_failures: AtomicU64,
+    pub(crate) rebalances: AtomicU64,
+    /// Sum of the assigned partitions' lag from the last statistics, or -1 if unknown.
+    pub(crate) lag: AtomicI64,
+}
+
+/// The state the context shares with [`KafkaSource`](super::KafkaSource).
+#[derive(Debug)]
+pub(crate) struct SourceContext {
+    pub(crate) name: String,
+    pub(crate) topic: String,
+    pub(crate) ready: Arc<AtomicBool>,
+    pub(crate) cells: Arc<Cells>,
+}
+
+/// Whether an error means the broker cannot be reached (as opposed to a bad request).
+pub(crate) fn is_unreachable(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::Resolve
+                | RDKafkaErrorCode::BrokerNotAvailable
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::LeaderNotAvailable
+        )
+    )
+}
+
+/// Whether a commit error only says there was nothing (new) to commit.
+pub(crate) fn is_nothing_to_commit(e: &KafkaError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset)
+}
+
+impl SourceContext {
+    fn partitions(tpl: &TopicPartitionList) -> String {
+        let mut p: Vec<_> = tpl.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
+        p.sort();
+        p.join(",")
+    }
+}
+
+#[derive(Deserialize)]
+struct Stats {
+    #[serde(default)]
+    brokers: HashMap<String, BrokerStats>,
+    #[serde(default)]
+    topics: HashMap<String, TopicStats>,
+}
+
+#[derive(Deserialize)]
+struct BrokerStats {
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct TopicStats {
+    #[serde(default)]
+    partitions: HashMap<String, PartitionStats>,
+}
+
+#[derive(Deserialize)]
+struct PartitionStats {
+    partition: i32,
+    #[serde(default)]
+    consumer_lag: i64,
+    #[serde(default)]
+    fetch_state: String,
+}
+
+impl ClientContext for SourceContext {
+    /// Statistics (every `statistics.interval.ms`): readiness follows whether any broker
+    /// connection is up, and the lag is summed over the partitions being fetched.
+    fn stats_raw(&self, statistics: &[u8]) {
+        let Ok(stats) = serde_json::from_slice::<Stats>(statistics) else {
+            tracing::debug!(source = %self.name, "unreadable librdkafka statistics");
+            return;
+        };
+        let up = stats.brokers.values().any(|b| b.state == "UP");
+        let was = self.ready.swap(up, Ordering::Relaxed);
+        if was != up {
+            tracing::info!(source = %self.name, ready = up, "broker connection state changed");
+        }
+        let lag = stats.topics.get(&self.topic).map(|t| {
+            t.partitions
+                .values()
+                .filter(|p| p.partition >= 0 && p.fetch_state == "active")
+                .map(|p| p.consumer_lag.max(0))
+                .sum::<i64>()
+        });
+        self.cells.lag.store(lag.unwrap_or(-1), Ordering::Relaxed);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.cells.broker_errors.fetch_add(1, Ordering::Relaxed);
+        if is_unreachable(&error) {
+            if self.ready.swap(false, Ordering::Relaxed) {
+                tracing::warn!(source = %self.name, %error, reason, "Kafka unreachable");
+            } else {
+                tracing::debug!(source = %self.name, %error, reason, "Kafka still unreachable");
+            }
+        } else {
+            tracing::warn!(source = %self.name, %error, reason, "Kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.cells.rebalances.fetch_add(1, Ordering::Relaxed);
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(
+                    source = %self.name,
+                    partitions = %Self::partitions(tpl),
+                    "partitions revoked; committing stored offsets"
+                );
+                // What was stored (the batches the store has committed) is committed now,
+                // synchronously, so the next owner starts right after it.
+                match consumer.commit_consumer_state(CommitMode::Sync) {
+                    Ok(()) => {
+                        self.cells.commits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) if is_nothing_to_commit(&e) => {}
+                    Err(e) => {
+                        self.cells.commit_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(source = %self.name, error = %e, "commit on revoke failed");
+                    }
+                }
+            }
+            Rebalance::Assign(tpl) => tracing::info!(
+                source = %self.name,
+                partitions = %Self::partitions(tpl),
+                "partitions assigned"
+            ),
+            Rebalance::Error(e) => {
+                tracing::warn!(source = %self.name, error = %e, "rebalance error");
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                self.cells.commits.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(source = %self.name, offsets = ?offsets.to_topic_map(), "offsets committed");
+            }
+            Err(e) if is_nothing_to_commit(&e) => {}
+            Err(e) => {
+                self.cells.commit_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(source = %self.name, error = %e, "offset commit failed; it is retried with the next one");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> SourceContext {
+        SourceContext {
+            name: "kafka:t".into(),
+            topic: "t".into(),
+            ready: Arc::new(AtomicBool::new(false)),
+            cells: Arc::new(Cells::default()),
+        }
+    }
+
+    #[test]
+    fn statistics_drive_readiness_and_lag() {
+        let c = context();
+        c.stats_raw(
+            br#"{"brokers":{"127.0.0.1:9/1":{"state":"UP"},"b/bootstrap":{"state":"INIT"}},
+            "topics":{"t":{"partitions":{"0":{"partition":0,"consumer_lag":5,"fetch_state":"active"},
+            "1":{"partition":1,"consumer_lag":-1,"fetch_state":"active"},
+            "-1":{"partition":-1,"consumer_lag":9,"fetch_state":"none"}}}}}"#,
+        );
+        assert!(c.ready.load(Ordering::Relaxed));
+        assert_eq!(c.cells.lag.load(Ordering::Relaxed), 5);
+        c.stats_raw(br#"{"brokers":{"127.0.0.1:9/1":{"state":"TRY_CONNECT"}},"topics":{}}"#);
+        assert!(!c.ready.load(Ordering::Relaxed));
+        assert_eq!(c.cells.lag.load(Ordering::Relaxed), -1);
+        c.stats_raw(b"not json");
+        assert!(!c.ready.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn transport_errors_clear_readiness() {
+        let c = context();
+        c.ready.store(true, Ordering::Relaxed);
+        c.error(KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown), "1/1 brokers are down");
+        assert!(!c.ready.load(Ordering::Relaxed));
+        assert_eq!(c.cells.broker_errors.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,184 @@
+//! A real Kafka-compatible broker for tests: `tansu`, started as a child process on a free
+//! port of 127.0.0.1 and killed when the handle is dropped (also when a test panics).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INSTALL: &str = "cargo install tansu --version 0.6.0 --features dynostore,libsql --locked \
+                       --root $HOME/.cache/yujing/tansu";
+
+/// How the broker keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// In memory: gone when the broker stops.
+    Memory,
+    /// In SQLite under the broker's temporary directory: kept across restarts.
+    Sqlite,
+}
+
+/// A running tansu broker.
+pub struct Broker {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    storage: Storage,
+    child: Option<Child>,
+    starts: u32,
+}
+
+/// The tansu binary: `$YUJING_TANSU`, else `$HOME/.cache/yujing/tansu/bin/tansu`, else
+/// `tansu` on the `PATH`. Panics with the install command when there is none.
+pub fn tansu_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("YUJING_TANSU") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "YUJING_TANSU={} is not a file", p.display());
+        return p;
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        let p = Path::new(&home).join(".cache/yujing/tansu/bin/tansu");
+        if p.is_file() {
+            return p;
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("tansu");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "the Kafka tests need the tansu broker (0.6.0) and found none: set YUJING_TANSU to its \
+         path, or install it with:\n    {INSTALL}"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port on 127.0.0.1").port()
+}
+
+impl Broker {
+    /// Starts a broker keeping its data in memory.
+    pub fn start() -> Broker {
+        Broker::start_with(Storage::Memory)
+    }
+
+    /// Starts a broker with the given storage, and waits until it accepts connections.
+    pub fn start_with(storage: Storage) -> Broker {
+        let mut broker = Broker {
+            bin: tansu_binary(),
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            port: free_port(),
+            storage,
+            child: None,
+            starts: 0,
+        };
+        if storage == Storage::Sqlite {
+            std::fs::create_dir_all(broker.dir.path().join("data")).unwrap();
+        }
+        broker.spawn();
+        broker
+    }
+
+    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    fn log_path(&self, start: u32) -> PathBuf {
+        self.dir.path().join(format!("tansu-{start}.log"))
+    }
+
+    /// The end of the broker's current log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path(self.starts)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "the broker is already running");
+        self.starts += 1;
+        let log = std::fs::File::create(self.log_path(self.starts)).unwrap();
+        let storage = match self.storage {
+            Storage::Memory => "memory://tansu/".to_string(),
+            Storage::Sqlite => "sqlite://data/tansu.db".to_string(),
+        };
+        let child = Command::new(&self.bin)
+            .current_dir(self.dir.path())
+            .args(["broker", "--listener-url", &self.url()])
+            .args(["--advertised-listener-url", &self.url()])
+            .args(["--storage-engine", &storage])
+            .env("RUST_LOG", std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+        self.child = Some(child);
+        self.wait_until_listening(Duration::from_secs(30));
+    }
+
+    fn wait_until_listening(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("tansu exited ({status}) before accepting connections:\n{}", self.log_tail());
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {} within {within:?}:\n{}",
+                self.addr(),
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Creates a topic with the tansu command line.
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        let out = Command::new(&self.bin)
+            .current_dir(self.dir.path())
+            .args(["topic", "create", name, "--partitions", &partitions.to_string()])
+            .args(["--broker", &self.url()])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+        assert!(
+            out.status.success(),
+            "tansu topic create {name} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Kills the broker (like a crash) and waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port, with the same storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
