@@ -54,6 +54,20 @@ pub struct Config {
     pub score: ScoreConfig,
     /// Alert rules.
     pub alerts: AlertsConfig,
+    /// Kafka topics and consumer settings of `yujing run`.
+    pub kafka: crate::service::KafkaConfig,
+    /// The durable store of `yujing run`.
+    pub store: crate::service::StoreSection,
+    /// HTTP.
+    pub serve: ServeConfig,
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// The address of /healthz and /readyz, e.g. "127.0.0.1:8080".
+    pub listen: String,
 }
 
 /// A configuration problem, located where possible.

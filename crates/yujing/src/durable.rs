@@ -34,7 +34,12 @@ pub fn restore(config: &Config, rules: RulePack, store: &Store) -> Result<(Engin
 
 /// Writes what the last batch changed, with the source positions it consumed, in one
 /// transaction. Call it before acknowledging the positions to the source.
-pub fn persist(engine: &mut Engine, store: &mut Store, transitions: &[Transition], checkpoints: Vec<Checkpoint>) -> Result<()> {
+pub fn persist(
+    engine: &mut Engine,
+    store: &mut Store,
+    transitions: &[Transition],
+    checkpoints: Vec<Checkpoint>,
+) -> Result<()> {
     let slots = engine.take_dirty_slots();
     let alerts = engine.take_touched_alerts();
     let now = Utc::now().fixed_offset();

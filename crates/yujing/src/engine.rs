@@ -34,8 +34,10 @@ pub enum EngineError {
 /// The ledger's settings from the configuration.
 pub fn ledger_settings(config: &Config) -> LedgerSettings {
     LedgerSettings {
-        report_deadline: chrono::Duration::from_std(config.ledger.report_deadline).unwrap_or(chrono::Duration::days(15)),
-        allowed_lateness: chrono::Duration::from_std(config.ledger.allowed_lateness).unwrap_or(chrono::Duration::zero()),
+        report_deadline: chrono::Duration::from_std(config.ledger.report_deadline)
+            .unwrap_or(chrono::Duration::days(15)),
+        allowed_lateness: chrono::Duration::from_std(config.ledger.allowed_lateness)
+            .unwrap_or(chrono::Duration::zero()),
     }
 }
 
@@ -177,7 +179,11 @@ impl Engine {
 
     /// Re-derives the alert histories of institutions and districts and reconciles them
     /// with the book; remembers every alert id touched, for the store.
-    fn rederive(&mut self, institutions: &BTreeSet<Arc<str>>, districts: BTreeSet<(String, SectorScope)>) -> Vec<Transition> {
+    fn rederive(
+        &mut self,
+        institutions: &BTreeSet<Arc<str>>,
+        districts: BTreeSet<(String, SectorScope)>,
+    ) -> Vec<Transition> {
         let mut transitions = Vec::new();
         for inst in institutions {
             if let Some(series) = self.institution_series(inst) {

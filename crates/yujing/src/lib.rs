@@ -18,3 +18,4 @@ pub mod fixtures;
 pub mod output;
 pub mod replay;
 pub mod report;
+pub mod service;

@@ -90,6 +90,42 @@ enum Command {
         #[arg(long, default_value_t = FixtureSpec::default().to)]
         to: Period,
     },
+    /// Run the service: consume reports from Kafka, keep state in the store, publish alerts.
+    Run {
+        /// Configuration file (defaults are embedded; YUJING__ variables override).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Kafka bootstrap brokers (overrides kafka.brokers).
+        #[arg(long)]
+        brokers: Option<String>,
+        /// The reports topic (overrides kafka.reports_topic).
+        #[arg(long)]
+        topic: Option<String>,
+        /// The consumer group (overrides kafka.group).
+        #[arg(long)]
+        group: Option<String>,
+        /// The SQLite store (overrides store.path).
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Address of /healthz and /readyz (overrides serve.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Publish JSONL reports to Kafka, keyed by institution and partitioned by district.
+    Produce {
+        /// JSONL files of reports.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Kafka bootstrap brokers.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// The topic.
+        #[arg(long, default_value = "yujing.reports")]
+        topic: String,
+        /// At most this many reports a second.
+        #[arg(long)]
+        rate: Option<u32>,
+    },
     /// Check a configuration file or a rule pack; errors name the line.
     CheckConfig {
         /// A config TOML, or a rule pack (a file of [[rule]] tables).
@@ -140,12 +176,7 @@ fn run(cli: Cli) -> Result<()> {
             let config = Config::load(config.as_deref())?;
             let rules = load_rules(&config)?;
             let e = export(&config, rules, &store, alerts_out.as_deref(), scores_out.as_deref())?;
-            eprintln!(
-                "{}: {} institution-periods, {} alerts",
-                store.display(),
-                e.ledger().len(),
-                e.alerts().count()
-            );
+            eprintln!("{}: {} institution-periods, {} alerts", store.display(), e.ledger().len(), e.alerts().count());
             Ok(())
         }
         Command::Fixtures { out, seed, institutions, from, to } => {
@@ -168,11 +199,68 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::CheckConfig { file } => check_config(&file),
+        Command::Run { config, brokers, topic, group, store, listen } => {
+            let mut config = Config::load(config.as_deref())?;
+            if let Some(b) = brokers {
+                config.kafka.brokers = b;
+            }
+            if let Some(t) = topic {
+                config.kafka.reports_topic = t;
+            }
+            if let Some(g) = group {
+                config.kafka.group = g;
+            }
+            if let Some(s) = store {
+                config.store.path = s;
+            }
+            if let Some(l) = listen {
+                config.serve.listen = l;
+            }
+            let rules = load_rules(&config)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let listen = config.serve.listen.clone();
+                let flag = ready.clone();
+                let health = tokio::spawn(async move { yujing::service::serve_health(&listen, flag).await });
+                let result = yujing::service::run(&config, rules, &config.kafka, &config.store.path, ready).await;
+                health.abort();
+                result
+            })
+        }
+        Command::Produce { files, brokers, topic, rate } => produce(&files, &brokers, &topic, rate),
         Command::Config { config } => {
             print!("{}", Config::load(config.as_deref())?.to_toml());
             Ok(())
         }
     }
+}
+
+fn produce(files: &[PathBuf], brokers: &str, topic: &str, rate: Option<u32>) -> Result<()> {
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for f in files {
+        let text = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+        lines
+            .extend(text.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).map(<[u8]>::to_vec));
+    }
+    let total = lines.len() as u64;
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let delivered = runtime.block_on(async {
+        let sink =
+            yujing_ingest::kafka::KafkaProducerConfig { brokers: brokers.to_string(), ..Default::default() }.build()?;
+        let n = yujing_ingest::kafka::produce_reports(&sink, topic, lines.into_iter(), rate, |n| bar.set_position(n))
+            .await?;
+        sink.flush(std::time::Duration::from_secs(30))?;
+        anyhow::Ok(n)
+    })?;
+    bar.finish_and_clear();
+    eprintln!("{delivered} of {total} reports delivered to {topic}");
+    Ok(())
 }
 
 fn progress_bar() -> indicatif::ProgressBar {

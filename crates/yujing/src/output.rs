@@ -157,7 +157,8 @@ impl DeadLetterWriter {
     pub fn create(path: Option<&Path>, append: bool) -> Result<DeadLetterWriter> {
         let out = match path {
             Some(p) => {
-                let file = std::fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(p);
+                let file =
+                    std::fs::OpenOptions::new().create(true).write(true).append(append).truncate(!append).open(p);
                 Some(BufWriter::new(file.with_context(|| format!("cannot create {}", p.display()))?))
             }
             None => None,

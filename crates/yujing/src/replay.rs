@@ -134,7 +134,13 @@ fn file_source_name(path: &Path) -> String {
 
 /// Writes the store's current alerts and scores in the formats of `yujing replay`. Opens the
 /// store read-only, so it works while `yujing run` writes to it.
-pub fn export(config: &Config, rules: RulePack, store: &Path, alerts_out: Option<&Path>, scores_out: Option<&Path>) -> Result<Engine> {
+pub fn export(
+    config: &Config,
+    rules: RulePack,
+    store: &Path,
+    alerts_out: Option<&Path>,
+    scores_out: Option<&Path>,
+) -> Result<Engine> {
     let store = Store::open_read_only(store)?;
     let (engine, _) = restore(config, rules, &store)?;
     if let Some(p) = alerts_out {

@@ -198,7 +198,8 @@ pub fn risk_table(engine: &Engine, style: Style) -> String {
         );
     }
     if open.len() > SHOWN_ALERTS {
-        let _ = writeln!(s, "  … and {} more (yujing replay --alerts-out F writes them all)", open.len() - SHOWN_ALERTS);
+        let _ =
+            writeln!(s, "  … and {} more (yujing replay --alerts-out F writes them all)", open.len() - SHOWN_ALERTS);
     }
     s
 }

@@ -19,8 +19,12 @@ fn outputs(dir: &Path, tag: &str) -> (PathBuf, PathBuf) {
 fn reference(dir: &Path) -> (String, String) {
     let (a, s) = outputs(dir, "reference");
     let config = common::config();
-    let opts =
-        ReplayOptions { files: sample(), alerts_out: Some(a.clone()), scores_out: Some(s.clone()), ..Default::default() };
+    let opts = ReplayOptions {
+        files: sample(),
+        alerts_out: Some(a.clone()),
+        scores_out: Some(s.clone()),
+        ..Default::default()
+    };
     replay(&config, load_rules(&config).unwrap(), &opts).unwrap();
     (std::fs::read_to_string(a).unwrap(), std::fs::read_to_string(s).unwrap())
 }
@@ -48,7 +52,13 @@ fn a_replay_stopped_after_each_file_and_resumed_equals_one_replay() {
     if want.0 != got.0 {
         let (w, g): (Vec<_>, Vec<_>) = (want.0.lines().collect(), got.0.lines().collect());
         let i = w.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(0);
-        panic!("alerts differ after resuming ({} vs {} lines) at {i}:\n{}\n{}", w.len(), g.len(), w.get(i).unwrap_or(&""), g.get(i).unwrap_or(&""));
+        panic!(
+            "alerts differ after resuming ({} vs {} lines) at {i}:\n{}\n{}",
+            w.len(),
+            g.len(),
+            w.get(i).unwrap_or(&""),
+            g.get(i).unwrap_or(&"")
+        );
     }
     assert!(want.1 == got.1, "scores differ after resuming");
 }
@@ -89,7 +99,9 @@ fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
     let mut active = std::collections::HashMap::new();
     for a in reader.audit(0, 1_000_000, false).unwrap() {
         match a.kind.as_str() {
-            "opened" => assert!(!active.insert(a.alert_id.clone(), true).unwrap_or(false), "{} opened twice", a.alert_id),
+            "opened" => {
+                assert!(!active.insert(a.alert_id.clone(), true).unwrap_or(false), "{} opened twice", a.alert_id)
+            }
             "auto-resolved" | "superseded" => {
                 active.insert(a.alert_id.clone(), false);
             }

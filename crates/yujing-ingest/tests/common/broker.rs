@@ -29,31 +29,47 @@ pub struct Broker {
 }
 
 /// The tansu binary: `$YUJING_TANSU`, else `$HOME/.cache/yujing/tansu/bin/tansu`, else
-/// `tansu` on the `PATH`. Panics with the install command when there is none.
+/// `tansu` on the `PATH`; when there is none, it is installed into
+/// `$HOME/.cache/yujing/tansu` first (once; about ten minutes on two cores), so that
+/// `cargo test --workspace` works on a fresh machine.
 pub fn tansu_binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| find_tansu().unwrap_or_else(install_tansu)).clone()
+}
+
+fn cache_root() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/yujing/tansu"))
+}
+
+fn find_tansu() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("YUJING_TANSU") {
         let p = PathBuf::from(p);
         assert!(p.is_file(), "YUJING_TANSU={} is not a file", p.display());
-        return p;
+        return Some(p);
     }
-    if let Some(home) = std::env::var_os("HOME") {
-        let p = Path::new(&home).join(".cache/yujing/tansu/bin/tansu");
-        if p.is_file() {
-            return p;
-        }
+    if let Some(p) = cache_root().map(|r| r.join("bin/tansu")).filter(|p| p.is_file()) {
+        return Some(p);
     }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join("tansu");
-            if p.is_file() {
-                return p;
-            }
-        }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join("tansu")).find(|p| p.is_file())
+}
+
+fn install_tansu() -> PathBuf {
+    let root =
+        cache_root().unwrap_or_else(|| panic!("no HOME to install tansu under; install it with:\n    {INSTALL}"));
+    eprintln!("the Kafka tests need the tansu broker; installing it into {} (once, about ten minutes)", root.display());
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["install", "tansu", "--version", "0.6.0", "--features", "dynostore,libsql", "--locked", "--root"])
+        .arg(&root)
+        // Its own target directory: the running `cargo test` holds ours.
+        .env_remove("CARGO_TARGET_DIR")
+        .status();
+    let bin = root.join("bin/tansu");
+    match status {
+        Ok(s) if s.success() && bin.is_file() => bin,
+        other => panic!("installing tansu failed ({other:?}); install it by hand with:\n    {INSTALL}"),
     }
-    panic!(
-        "the Kafka tests need the tansu broker (0.6.0) and found none: set YUJING_TANSU to its \
-         path, or install it with:\n    {INSTALL}"
-    );
 }
 
 fn free_port() -> u16 {
