@@ -31,11 +31,7 @@ fn default_keep() -> usize {
 
 impl Default for FileSourceConfig {
     fn default() -> Self {
-        FileSourceConfig {
-            paths: Vec::new(),
-            batch_size: default_batch(),
-            max_kept_bytes: default_keep(),
-        }
+        FileSourceConfig { paths: Vec::new(), batch_size: default_batch(), max_kept_bytes: default_keep() }
     }
 }
 
@@ -44,19 +40,10 @@ impl FileSourceConfig {
     pub fn build(self) -> Result<FileSource> {
         let mut total_bytes = 0;
         for p in &self.paths {
-            let meta = std::fs::metadata(p).map_err(|source| Error::Read {
-                path: p.clone(),
-                source,
-            })?;
+            let meta = std::fs::metadata(p).map_err(|source| Error::Read { path: p.clone(), source })?;
             total_bytes += meta.len();
         }
-        Ok(FileSource {
-            config: self,
-            next_file: 0,
-            current: None,
-            total_bytes,
-            read_bytes: 0,
-        })
+        Ok(FileSource { config: self, next_file: 0, current: None, total_bytes, read_bytes: 0 })
     }
 }
 
@@ -97,24 +84,13 @@ impl FileSource {
                     break;
                 };
                 self.next_file += 1;
-                let file = File::open(&path).map_err(|source| Error::Read {
-                    path: path.clone(),
-                    source,
-                })?;
+                let file = File::open(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
                 let name = path.display().to_string();
-                self.current = Some(OpenFile {
-                    name,
-                    path,
-                    reader: BufReader::with_capacity(1 << 16, file),
-                    line: 0,
-                });
+                self.current = Some(OpenFile { name, path, reader: BufReader::with_capacity(1 << 16, file), line: 0 });
             }
             let keep = self.config.max_kept_bytes;
             let f = self.current.as_mut().expect("a file is open");
-            match read_line(&mut f.reader, keep).map_err(|source| Error::Read {
-                path: f.path.clone(),
-                source,
-            })? {
+            match read_line(&mut f.reader, keep).map_err(|source| Error::Read { path: f.path.clone(), source })? {
                 None => self.current = None,
                 Some((bytes, len)) => {
                     f.line += 1;
@@ -127,11 +103,7 @@ impl FileSource {
                             continue;
                         }
                     }
-                    batch.push(Input {
-                        bytes,
-                        position: Position::line(f.name.clone(), f.line),
-                        truncated_from,
-                    });
+                    batch.push(Input { bytes, position: Position::line(f.name.clone(), f.line), truncated_from });
                 }
             }
         }
@@ -141,9 +113,7 @@ impl FileSource {
 
 /// The length without trailing `\r` and whitespace.
 fn trim_len(b: &[u8]) -> usize {
-    b.iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(0, |i| i + 1)
+    b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(0, |i| i + 1)
 }
 
 /// Reads one line (without its newline), keeping at most `keep` bytes. Returns the kept bytes
@@ -188,11 +158,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.jsonl");
         File::create(&path).unwrap().write_all(content).unwrap();
-        let cfg = FileSourceConfig {
-            paths: vec![path],
-            batch_size: batch,
-            max_kept_bytes: keep,
-        };
+        let cfg = FileSourceConfig { paths: vec![path], batch_size: batch, max_kept_bytes: keep };
         (dir, cfg.build().unwrap())
     }
 
@@ -209,10 +175,7 @@ mod tests {
     fn reads_every_line_with_its_number_and_skips_blank_ones() {
         let (_d, mut s) = source(b"a\r\n\n  \nb\n\xff\xfe\nlast-without-newline", 2, 1024);
         let all = drain(&mut s);
-        let got: Vec<_> = all
-            .iter()
-            .map(|i| (i.bytes.clone(), i.position.line.unwrap()))
-            .collect();
+        let got: Vec<_> = all.iter().map(|i| (i.bytes.clone(), i.position.line.unwrap())).collect();
         assert_eq!(
             got,
             vec![
@@ -239,18 +202,12 @@ mod tests {
         assert_eq!(all[0].truncated_from, Some(5000));
         let dl = Decoder::default().decode(&all[0]).unwrap_err();
         assert_eq!(dl.reason, Reason::TooLarge);
-        assert_eq!(
-            Decoder::default().decode(&all[1]).unwrap_err().reason,
-            Reason::SchemaViolation
-        );
+        assert_eq!(Decoder::default().decode(&all[1]).unwrap_err().reason, Reason::SchemaViolation);
     }
 
     #[test]
     fn a_missing_file_is_an_error_before_reading() {
-        let cfg = FileSourceConfig {
-            paths: vec!["/nonexistent/x.jsonl".into()],
-            ..Default::default()
-        };
+        let cfg = FileSourceConfig { paths: vec!["/nonexistent/x.jsonl".into()], ..Default::default() };
         assert!(matches!(cfg.build(), Err(Error::Read { .. })));
     }
 }

@@ -22,12 +22,7 @@ pub struct Position {
 impl Position {
     /// A line of a file.
     pub fn line(source: impl Into<String>, line: u64) -> Position {
-        Position {
-            source: source.into(),
-            line: Some(line),
-            partition: None,
-            offset: None,
-        }
+        Position { source: source.into(), line: Some(line), partition: None, offset: None }
     }
 }
 
@@ -57,12 +52,6 @@ impl DeadLetter {
                 (String::from_utf8_lossy(bytes).into_owned(), Some(hex))
             }
         };
-        DeadLetter {
-            reason: rejection.reason,
-            detail: rejection.detail,
-            position,
-            original,
-            original_hex,
-        }
+        DeadLetter { reason: rejection.reason, detail: rejection.detail, position, original, original_hex }
     }
 }

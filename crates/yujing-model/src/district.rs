@@ -83,18 +83,8 @@ impl District {
     }
 }
 
-const fn d(
-    code: u32,
-    name_zh: &'static str,
-    name_pinyin: &'static str,
-    region: Region,
-) -> District {
-    District {
-        code,
-        name_zh,
-        name_pinyin,
-        region,
-    }
+const fn d(code: u32, name_zh: &'static str, name_pinyin: &'static str, region: Region) -> District {
+    District { code, name_zh, name_pinyin, region }
 }
 
 use Region::{MainUrban as M, Northeast as N, Southeast as S};
@@ -143,10 +133,7 @@ pub static DISTRICTS: [District; 38] = [
 
 /// Looks a district up by its numeric code.
 pub fn district(code: u32) -> Option<&'static District> {
-    DISTRICTS
-        .binary_search_by_key(&code, |d| d.code)
-        .ok()
-        .map(|i| &DISTRICTS[i])
+    DISTRICTS.binary_search_by_key(&code, |d| d.code).ok().map(|i| &DISTRICTS[i])
 }
 
 /// The index of a district in [`DISTRICTS`] (0..38), handy for dense arrays.
@@ -156,11 +143,7 @@ pub fn district_index(code: u32) -> Option<usize> {
 
 /// Parses a 6-digit district code as written on the wire.
 pub fn parse_district_code(s: &str) -> Option<u32> {
-    if s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()) {
-        s.parse().ok()
-    } else {
-        None
-    }
+    if s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()) { s.parse().ok() } else { None }
 }
 
 #[cfg(test)]

@@ -25,15 +25,10 @@ pub mod report;
 pub mod score;
 pub mod sector;
 
-pub use alert::{
-    Alert, AlertState, EntityKind, Evidence, Mechanism, Transition, TransitionKind, alert_id,
-};
+pub use alert::{Alert, AlertState, EntityKind, Evidence, Mechanism, Transition, TransitionKind, alert_id};
 pub use dead_letter::{DeadLetter, Position};
 pub use district::{CITY_CODE, CITY_NAME, DISTRICTS, District, Region, district};
 pub use period::Period;
 pub use report::{DecodeLimits, Metrics, Reason, Rejection, Report, decode};
-pub use score::{
-    AggregateScore, Contributor, Grade, Indicator, IndicatorScore, InstitutionScore, Level,
-    Severity,
-};
+pub use score::{AggregateScore, Contributor, Grade, Indicator, IndicatorScore, InstitutionScore, Level, Severity};
 pub use sector::{Metric, Sector, SectorScope};

@@ -14,8 +14,7 @@ pub struct Period(i32);
 impl Period {
     /// Builds a period from a year and a month (1..=12).
     pub fn new(year: i32, month: u32) -> Option<Period> {
-        ((1..=12).contains(&month) && (1900..=9999).contains(&year))
-            .then(|| Period(year * 12 + month as i32 - 1))
+        ((1..=12).contains(&month) && (1900..=9999).contains(&year)).then(|| Period(year * 12 + month as i32 - 1))
     }
 
     /// The year.
@@ -93,12 +92,8 @@ impl FromStr for Period {
         if b.len() != 7 || b[4] != b'-' || !digits(0..4) || !digits(5..7) {
             return Err(ParsePeriodError(s.to_owned()));
         }
-        let year: i32 = s[0..4]
-            .parse()
-            .map_err(|_| ParsePeriodError(s.to_owned()))?;
-        let month: u32 = s[5..7]
-            .parse()
-            .map_err(|_| ParsePeriodError(s.to_owned()))?;
+        let year: i32 = s[0..4].parse().map_err(|_| ParsePeriodError(s.to_owned()))?;
+        let month: u32 = s[5..7].parse().map_err(|_| ParsePeriodError(s.to_owned()))?;
         Period::new(year, month).ok_or_else(|| ParsePeriodError(s.to_owned()))
     }
 }
@@ -135,9 +130,7 @@ mod tests {
         assert_eq!(p.add_months(-9).to_string(), "2024-12");
         assert!(p.is_quarter_end());
         assert_eq!(p.end().to_rfc3339(), "2025-10-01T00:00:00+08:00");
-        for bad in [
-            "2025-13", "2025-00", "2025-9", "25-09", "2025/09", "abcd-ef", "",
-        ] {
+        for bad in ["2025-13", "2025-00", "2025-9", "25-09", "2025/09", "abcd-ef", ""] {
             assert!(bad.parse::<Period>().is_err(), "{bad}");
         }
     }

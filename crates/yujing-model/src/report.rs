@@ -76,10 +76,7 @@ pub struct Rejection {
 impl Rejection {
     /// A rejection with a reason and a detail.
     pub fn new(reason: Reason, detail: impl Into<String>) -> Rejection {
-        Rejection {
-            reason,
-            detail: detail.into(),
-        }
+        Rejection { reason, detail: detail.into() }
     }
 }
 
@@ -110,11 +107,7 @@ impl Metrics {
 
     /// The value of a metric, or `None` when the sector does not report it.
     pub fn get(&self, metric: Metric) -> Option<f64> {
-        self.sector
-            .metrics()
-            .iter()
-            .position(|m| *m == metric)
-            .map(|i| self.values[i])
+        self.sector.metrics().iter().position(|m| *m == metric).map(|i| self.values[i])
     }
 
     /// The value of a metric, or 0 when the sector does not report it.
@@ -129,11 +122,7 @@ impl Metrics {
 
     /// Pairs of metric and value, in canonical order.
     pub fn iter(&self) -> impl Iterator<Item = (Metric, f64)> + '_ {
-        self.sector
-            .metrics()
-            .iter()
-            .copied()
-            .zip(self.values().iter().copied())
+        self.sector.metrics().iter().copied().zip(self.values().iter().copied())
     }
 }
 
@@ -186,9 +175,7 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        DecodeLimits {
-            max_report_bytes: 64 * 1024,
-        }
+        DecodeLimits { max_report_bytes: 64 * 1024 }
     }
 }
 
@@ -286,84 +273,48 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Report, Rejection> 
     if bytes.len() > limits.max_report_bytes {
         return Err(Rejection::new(
             Reason::TooLarge,
-            format!(
-                "{} bytes is over the limit of {} bytes",
-                bytes.len(),
-                limits.max_report_bytes
-            ),
+            format!("{} bytes is over the limit of {} bytes", bytes.len(), limits.max_report_bytes),
         ));
     }
     let raw: RawReport = serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
             Category::Data => schema(e.to_string()),
-            Category::Syntax | Category::Eof | Category::Io => {
-                Rejection::new(Reason::MalformedJson, e.to_string())
-            }
+            Category::Syntax | Category::Eof | Category::Io => Rejection::new(Reason::MalformedJson, e.to_string()),
         }
     })?;
     if raw.schema_version != SCHEMA_VERSION {
-        return Err(schema(format!(
-            "schema_version {} is not supported (expected 1)",
-            raw.schema_version
-        )));
+        return Err(schema(format!("schema_version {} is not supported (expected 1)", raw.schema_version)));
     }
     if !valid_id(&raw.report_id, 128) {
-        return Err(schema(
-            "report_id must be 1 to 128 characters without spaces",
-        ));
+        return Err(schema("report_id must be 1 to 128 characters without spaces"));
     }
     if !valid_id(&raw.institution_id, 64) {
-        return Err(schema(
-            "institution_id must be 1 to 64 characters without spaces",
-        ));
+        return Err(schema("institution_id must be 1 to 64 characters without spaces"));
     }
     let name = raw.institution_name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(schema("institution_name must be 1 to 200 characters"));
     }
     let sector = Sector::parse(&raw.sector).ok_or_else(|| {
-        schema(format!(
-            "sector {:?} is not one of bank, microloan, guarantee, p2p_residual",
-            raw.sector
-        ))
+        schema(format!("sector {:?} is not one of bank, microloan, guarantee, p2p_residual", raw.sector))
     })?;
-    let period: Period = raw
-        .period
-        .parse()
-        .map_err(|e: crate::period::ParsePeriodError| schema(e.to_string()))?;
+    let period: Period = raw.period.parse().map_err(|e: crate::period::ParsePeriodError| schema(e.to_string()))?;
     if raw.revision == 0 {
         return Err(schema("revision starts at 1"));
     }
-    let submitted_at = DateTime::parse_from_rfc3339(&raw.submitted_at).map_err(|e| {
-        schema(format!(
-            "submitted_at {:?} is not an RFC 3339 time: {e}",
-            raw.submitted_at
-        ))
-    })?;
-    if let Some(extra) = raw
-        .metrics
-        .present()
-        .find(|m| !sector.metrics().contains(m))
-    {
-        return Err(schema(format!(
-            "metric {extra} is not reported by sector {sector}"
-        )));
+    let submitted_at = DateTime::parse_from_rfc3339(&raw.submitted_at)
+        .map_err(|e| schema(format!("submitted_at {:?} is not an RFC 3339 time: {e}", raw.submitted_at)))?;
+    if let Some(extra) = raw.metrics.present().find(|m| !sector.metrics().contains(m)) {
+        return Err(schema(format!("metric {extra} is not reported by sector {sector}")));
     }
     let mut values = [0.0; MAX_METRICS];
     for (i, m) in sector.metrics().iter().enumerate() {
-        values[i] = raw
-            .metrics
-            .get(*m)
-            .ok_or_else(|| schema(format!("metric {m} is required for sector {sector}")))?;
+        values[i] = raw.metrics.get(*m).ok_or_else(|| schema(format!("metric {m} is required for sector {sector}")))?;
     }
     let metrics = Metrics { sector, values };
-    let district_code = parse_district_code(&raw.district_code).ok_or_else(|| {
-        schema(format!(
-            "district_code {:?} is not a 6-digit code",
-            raw.district_code
-        ))
-    })?;
+    let district_code = parse_district_code(&raw.district_code)
+        .ok_or_else(|| schema(format!("district_code {:?} is not a 6-digit code", raw.district_code)))?;
     if district(district_code).is_none() {
         return Err(Rejection::new(
             Reason::UnknownDistrict,
@@ -371,10 +322,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Report, Rejection> 
         ));
     }
     if let Some((m, v)) = metrics.iter().find(|(_, v)| *v < 0.0) {
-        return Err(Rejection::new(
-            Reason::NegativeAmount,
-            format!("{m} is {v}, below zero"),
-        ));
+        return Err(Rejection::new(Reason::NegativeAmount, format!("{m} is {v}, below zero")));
     }
     let report = Report {
         schema_version: raw.schema_version,
@@ -399,28 +347,18 @@ fn check_consistency(r: &Report) -> Result<(), Rejection> {
     let inconsistent = |detail: String| Err(Rejection::new(Reason::Inconsistent, detail));
     let not_above = |a: Metric, b: Metric| -> Result<(), Rejection> {
         if m.value(a) > m.value(b) {
-            inconsistent(format!(
-                "{a} ({}) is above {b} ({})",
-                m.value(a),
-                m.value(b)
-            ))
+            inconsistent(format!("{a} ({}) is above {b} ({})", m.value(a), m.value(b)))
         } else {
             Ok(())
         }
     };
     if r.submitted_at.date_naive() < r.period.first_day() {
-        return inconsistent(format!(
-            "submitted_at {} is before period {} began",
-            r.submitted_at, r.period
-        ));
+        return inconsistent(format!("submitted_at {} is before period {} began", r.submitted_at, r.period));
     }
     match r.sector {
         Sector::Bank => {
             if !r.period.is_quarter_end() {
-                return Err(schema(format!(
-                    "banks report quarterly; {} is not a quarter-end month",
-                    r.period
-                )));
+                return Err(schema(format!("banks report quarterly; {} is not a quarter-end month", r.period)));
             }
             if m.value(CapitalAdequacyRatio) > 1.0 {
                 return Err(schema(format!(
@@ -430,9 +368,7 @@ fn check_consistency(r: &Report) -> Result<(), Rejection> {
             }
             not_above(NplBalance, TotalLoans)?;
             if m.value(NplBalance) + m.value(SpecialMentionBalance) > m.value(TotalLoans) {
-                return inconsistent(
-                    "npl_balance plus special_mention_balance is above total_loans".into(),
-                );
+                return inconsistent("npl_balance plus special_mention_balance is above total_loans".into());
             }
         }
         Sector::Microloan => {
@@ -446,10 +382,7 @@ fn check_consistency(r: &Report) -> Result<(), Rejection> {
             not_above(OutstandingPrincipal, PrincipalAtExit)?;
             for c in [LendersUnpaid, ComplaintsInPeriod] {
                 if m.value(c).fract() != 0.0 {
-                    return Err(schema(format!(
-                        "{c} is a count; {} is not a whole number",
-                        m.value(c)
-                    )));
+                    return Err(schema(format!("{c} is a count; {} is not a whole number", m.value(c))));
                 }
             }
         }

@@ -23,13 +23,7 @@ pub enum Grade {
 
 impl Grade {
     /// All grades from least to most severe.
-    pub const ALL: [Grade; 5] = [
-        Grade::Normal,
-        Grade::Blue,
-        Grade::Yellow,
-        Grade::Orange,
-        Grade::Red,
-    ];
+    pub const ALL: [Grade; 5] = [Grade::Normal, Grade::Blue, Grade::Yellow, Grade::Orange, Grade::Red];
 
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
@@ -92,12 +86,7 @@ pub enum Severity {
 
 impl Severity {
     /// All severities from least to most severe.
-    pub const ALL: [Severity; 4] = [
-        Severity::Blue,
-        Severity::Yellow,
-        Severity::Orange,
-        Severity::Red,
-    ];
+    pub const ALL: [Severity; 4] = [Severity::Blue, Severity::Yellow, Severity::Orange, Severity::Red];
 
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
@@ -199,12 +188,7 @@ impl Indicator {
     pub fn for_sector(sector: Sector) -> &'static [Indicator] {
         use Indicator::*;
         match sector {
-            Sector::Bank => &[
-                NplRatio,
-                SpecialMentionRatio,
-                ProvisionCoverage,
-                CapitalAdequacyRatio,
-            ],
+            Sector::Bank => &[NplRatio, SpecialMentionRatio, ProvisionCoverage, CapitalAdequacyRatio],
             Sector::Microloan => &[NplRatio, Concentration, Leverage],
             Sector::Guarantee => &[PayoutRate, Leverage, Concentration, RecoveryRate],
             Sector::P2pResidual => &[RepaymentProgress, Stall, ComplaintsPer1000Lenders],
@@ -263,10 +247,7 @@ pub struct InstitutionScore {
 impl InstitutionScore {
     /// The value of an indicator, if this sector has it and it is defined.
     pub fn indicator(&self, i: Indicator) -> Option<f64> {
-        self.indicators
-            .iter()
-            .find(|x| x.indicator == i)
-            .and_then(|x| x.value)
+        self.indicators.iter().find(|x| x.indicator == i).and_then(|x| x.value)
     }
 }
 
@@ -297,14 +278,7 @@ impl Level {
 
     /// Parses a lowercase name.
     pub fn parse(s: &str) -> Option<Level> {
-        [
-            Level::Institution,
-            Level::District,
-            Level::Region,
-            Level::City,
-        ]
-        .into_iter()
-        .find(|l| l.as_str() == s)
+        [Level::Institution, Level::District, Level::Region, Level::City].into_iter().find(|l| l.as_str() == s)
     }
 }
 
@@ -368,10 +342,7 @@ mod tests {
     #[test]
     fn serde_names_are_the_documented_names() {
         for i in Indicator::ALL {
-            assert_eq!(
-                serde_json::to_string(&i).unwrap(),
-                format!("\"{}\"", i.as_str())
-            );
+            assert_eq!(serde_json::to_string(&i).unwrap(), format!("\"{}\"", i.as_str()));
         }
     }
 }

@@ -19,12 +19,7 @@ pub enum Sector {
 
 impl Sector {
     /// All sectors, in display order.
-    pub const ALL: [Sector; 4] = [
-        Sector::Bank,
-        Sector::Microloan,
-        Sector::Guarantee,
-        Sector::P2pResidual,
-    ];
+    pub const ALL: [Sector; 4] = [Sector::Bank, Sector::Microloan, Sector::Guarantee, Sector::P2pResidual];
 
     /// The wire name (`bank`, `microloan`, `guarantee`, `p2p_residual`).
     pub fn as_str(self) -> &'static str {
@@ -60,35 +55,14 @@ impl Sector {
     pub fn metrics(self) -> &'static [Metric] {
         use Metric::*;
         match self {
-            Sector::Bank => &[
-                TotalLoans,
-                NplBalance,
-                SpecialMentionBalance,
-                LoanLossProvision,
-                CapitalAdequacyRatio,
-            ],
-            Sector::Microloan => &[
-                LoanBalance,
-                NplBalance,
-                NetAssets,
-                LargestBorrowerBalance,
-                Borrowings,
-            ],
-            Sector::Guarantee => &[
-                OutstandingGuarantees,
-                ReleasedYtd,
-                PayoutsYtd,
-                RecoveriesYtd,
-                NetAssets,
-                LargestClientExposure,
-            ],
-            Sector::P2pResidual => &[
-                OutstandingPrincipal,
-                PrincipalAtExit,
-                LendersUnpaid,
-                RepaidInPeriod,
-                ComplaintsInPeriod,
-            ],
+            Sector::Bank => &[TotalLoans, NplBalance, SpecialMentionBalance, LoanLossProvision, CapitalAdequacyRatio],
+            Sector::Microloan => &[LoanBalance, NplBalance, NetAssets, LargestBorrowerBalance, Borrowings],
+            Sector::Guarantee => {
+                &[OutstandingGuarantees, ReleasedYtd, PayoutsYtd, RecoveriesYtd, NetAssets, LargestClientExposure]
+            }
+            Sector::P2pResidual => {
+                &[OutstandingPrincipal, PrincipalAtExit, LendersUnpaid, RepaidInPeriod, ComplaintsInPeriod]
+            }
         }
     }
 
@@ -201,11 +175,7 @@ impl SectorScope {
 
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<SectorScope> {
-        if s == "all" {
-            Some(SectorScope::All)
-        } else {
-            Sector::parse(s).map(SectorScope::One)
-        }
+        if s == "all" { Some(SectorScope::All) } else { Sector::parse(s).map(SectorScope::One) }
     }
 
     /// The four sectors and `all`.
@@ -227,8 +197,7 @@ impl Serialize for SectorScope {
 impl<'de> Deserialize<'de> for SectorScope {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        SectorScope::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown sector {s:?}")))
+        SectorScope::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown sector {s:?}")))
     }
 }
 

@@ -38,28 +38,14 @@ fn accepts_the_design_example() {
     assert_eq!(r.sector, Sector::Microloan);
     assert_eq!(r.metrics.value(Metric::NplBalance), 48_000_000.0);
     // Round trip: what we serialize decodes to the same report.
-    let again = decode(
-        serde_json::to_string(&r).unwrap().as_bytes(),
-        &DecodeLimits::default(),
-    )
-    .unwrap();
+    let again = decode(serde_json::to_string(&r).unwrap().as_bytes(), &DecodeLimits::default()).unwrap();
     assert_eq!(again, r);
 }
 
 #[test]
 fn malformed_json() {
-    for bad in [
-        &b"{"[..],
-        b"not json",
-        b"\xff\xfe{}",
-        b"",
-        b"{\"schema_version\":1,",
-    ] {
-        assert_eq!(
-            decode(bad, &DecodeLimits::default()).unwrap_err().reason,
-            Reason::MalformedJson,
-            "{bad:?}"
-        );
+    for bad in [&b"{"[..], b"not json", b"\xff\xfe{}", b"", b"{\"schema_version\":1,"] {
+        assert_eq!(decode(bad, &DecodeLimits::default()).unwrap_err().reason, Reason::MalformedJson, "{bad:?}");
     }
 }
 
@@ -73,11 +59,7 @@ fn schema_violation() {
         with(microloan(), &["submitted_at"], json!("yesterday")),
         with(microloan(), &["metrics", "npl_ratio"], json!(0.1)),
         with(microloan(), &["metrics", "total_loans"], json!(1)),
-        with(
-            microloan(),
-            &["metrics", "loan_balance"],
-            json!("512000000"),
-        ),
+        with(microloan(), &["metrics", "loan_balance"], json!("512000000")),
         with(microloan(), &["district_code"], json!(500103)),
         with(microloan(), &["district_code"], json!("5001")),
         with(microloan(), &["extra"], json!(true)),
@@ -87,10 +69,7 @@ fn schema_violation() {
         assert_eq!(reason_of(c).unwrap_err(), Reason::SchemaViolation, "{c}");
     }
     let mut missing = microloan();
-    missing["metrics"]
-        .as_object_mut()
-        .unwrap()
-        .remove("borrowings");
+    missing["metrics"].as_object_mut().unwrap().remove("borrowings");
     assert_eq!(reason_of(&missing).unwrap_err(), Reason::SchemaViolation);
 }
 
@@ -117,32 +96,18 @@ fn negative_amount() {
 #[test]
 fn inconsistent() {
     assert_eq!(
-        reason_of(&with(
-            microloan(),
-            &["metrics", "npl_balance"],
-            json!(600000000)
-        ))
-        .unwrap_err(),
+        reason_of(&with(microloan(), &["metrics", "npl_balance"], json!(600000000))).unwrap_err(),
         Reason::Inconsistent
     );
     assert_eq!(
-        reason_of(&with(
-            microloan(),
-            &["submitted_at"],
-            json!("2025-08-01T00:00:00+08:00")
-        ))
-        .unwrap_err(),
+        reason_of(&with(microloan(), &["submitted_at"], json!("2025-08-01T00:00:00+08:00"))).unwrap_err(),
         Reason::Inconsistent
     );
 }
 
 #[test]
 fn too_large() {
-    let padded = with(
-        microloan(),
-        &["institution_name"],
-        json!("x".repeat(70 * 1024)),
-    );
+    let padded = with(microloan(), &["institution_name"], json!("x".repeat(70 * 1024)));
     assert_eq!(reason_of(&padded).unwrap_err(), Reason::TooLarge);
 }
 
@@ -156,17 +121,9 @@ fn bank_reports_are_quarterly_and_car_is_a_fraction() {
                     "loan_loss_provision": 3.0e9, "capital_adequacy_ratio": 0.135}
     });
     assert!(reason_of(&bank).is_ok());
+    assert_eq!(reason_of(&with(bank.clone(), &["period"], json!("2025-08"))).unwrap_err(), Reason::SchemaViolation);
     assert_eq!(
-        reason_of(&with(bank.clone(), &["period"], json!("2025-08"))).unwrap_err(),
-        Reason::SchemaViolation
-    );
-    assert_eq!(
-        reason_of(&with(
-            bank,
-            &["metrics", "capital_adequacy_ratio"],
-            json!(13.5)
-        ))
-        .unwrap_err(),
+        reason_of(&with(bank, &["metrics", "capital_adequacy_ratio"], json!(13.5))).unwrap_err(),
         Reason::SchemaViolation
     );
 }
