@@ -1,8 +1,8 @@
 //! Sources of reports: read inputs, decode and validate them, and dead-letter what is bad.
 //!
 //! A source yields [`Input`]s — the raw bytes of one report and where they came from. The
-//! [`Decoder`] turns each into a validated [`Report`](yujing_model::Report) or a
-//! [`DeadLetter`](yujing_model::DeadLetter); nothing is ever dropped silently.
+//! [`Decoder`] turns each into a validated [`Report`] or a
+//! [`DeadLetter`]; nothing is ever dropped silently.
 //!
 //! ```
 //! use yujing_ingest::{Decoder, FileSourceConfig};
