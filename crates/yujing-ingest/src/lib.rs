@@ -17,11 +17,9 @@
 //! ```
 
 pub mod file;
-#[cfg(feature = "kafka")]
 pub mod kafka;
 
 pub use file::{FileSource, FileSourceConfig};
-#[cfg(feature = "kafka")]
 pub use kafka::{KafkaProducerConfig, KafkaSink, KafkaSource, KafkaSourceConfig};
 
 use yujing_model::{DeadLetter, DecodeLimits, Position, Report, decode};
@@ -38,7 +36,6 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A Kafka client could not be created or a Kafka operation failed.
-    #[cfg(feature = "kafka")]
     #[error("kafka: {what}: {source}")]
     Kafka {
         /// What was being done.
@@ -47,7 +44,6 @@ pub enum Error {
         source: rdkafka::error::KafkaError,
     },
     /// A message could not be delivered, even after retrying.
-    #[cfg(feature = "kafka")]
     #[error("kafka: delivery to {topic} failed after {attempts} attempt(s): {source}")]
     Delivery {
         /// The topic.
@@ -58,7 +54,6 @@ pub enum Error {
         source: rdkafka::error::KafkaError,
     },
     /// A Kafka setting or topic is not usable as given.
-    #[cfg(feature = "kafka")]
     #[error("kafka: {0}")]
     KafkaSetup(String),
 }
