@@ -119,11 +119,12 @@ pub fn summary(r: &Replayed, style: Style) -> String {
         for a in d.iter().take(5) {
             let _ = writeln!(
                 s,
-                "    {} {} {}  {} institutions",
+                "    {} {} {}  {} institution{}",
                 pad(&a.entity_name, 22),
                 a.entity_id,
                 style.grade(a.grade, &format!("{:5.1} {:<6}", a.score, a.grade.as_str())),
-                a.institutions
+                a.institutions,
+                if a.institutions == 1 { "" } else { "s" }
             );
         }
     }
