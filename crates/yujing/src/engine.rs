@@ -85,6 +85,7 @@ pub struct Engine {
     due_through: Option<Period>,
     stats: Stats,
     touched_alerts: BTreeSet<String>,
+    touched_periods: BTreeSet<Period>,
 }
 
 impl Engine {
@@ -103,6 +104,7 @@ impl Engine {
             due_through: None,
             stats: Stats::default(),
             touched_alerts: BTreeSet::new(),
+            touched_periods: BTreeSet::new(),
         }
     }
 
@@ -202,6 +204,11 @@ impl Engine {
         transitions
     }
 
+    /// The periods re-aggregated since the last call, for publishing their scores.
+    pub fn take_touched_periods(&mut self) -> Vec<Period> {
+        std::mem::take(&mut self.touched_periods).into_iter().collect()
+    }
+
     /// The ledger slots changed since the last call, for the store.
     pub fn take_dirty_slots(&mut self) -> Vec<SlotState> {
         self.ledger.take_dirty()
@@ -259,6 +266,7 @@ impl Engine {
         touched: &BTreeSet<(Sector, Period)>,
     ) -> Result<BTreeSet<(String, SectorScope)>, EngineError> {
         let periods: BTreeSet<Period> = touched.iter().map(|(_, p)| *p).collect();
+        self.touched_periods.extend(&periods);
         let mut changed = BTreeSet::new();
         // One aggregation per period: its input (and so polars' summation order) is the same
         // whatever else the batch touched, which keeps the sums bit-identical across batchings.

@@ -176,9 +176,7 @@ pub async fn run(
         source.commit_through(&positions)?;
         // 4. Publish what changed.
         publish_outbox(&mut store, &sink, &kafka.alerts_topic).await?;
-        let mut periods: Vec<_> = batch.iter().filter_map(|i| period_of(&i.bytes)).collect();
-        periods.sort();
-        periods.dedup();
+        let periods = engine.take_touched_periods();
         publish_scores(&engine, &periods, &sink, &kafka.scores_topic).await?;
         tracing::debug!(
             inputs = batch.len(),
@@ -192,15 +190,6 @@ pub async fn run(
     source.close()?;
     sink.flush(Duration::from_secs(10))?;
     Ok(())
-}
-
-fn period_of(bytes: &[u8]) -> Option<yujing_model::Period> {
-    #[derive(Deserialize)]
-    struct P<'a> {
-        #[serde(borrow)]
-        period: &'a str,
-    }
-    serde_json::from_slice::<P>(bytes).ok()?.period.parse().ok()
 }
 
 fn checkpoints(batch: &[Input]) -> Vec<Checkpoint> {

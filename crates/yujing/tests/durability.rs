@@ -6,27 +6,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use yujing::replay::{ReplayOptions, export, jsonl_files, load_rules, replay};
+use yujing::replay::{ReplayOptions, export, load_rules, replay};
 
-fn sample() -> Vec<PathBuf> {
-    jsonl_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/sample")).unwrap()
-}
+use common::{sample_files as sample, sample_replay_outputs as reference};
 
 fn outputs(dir: &Path, tag: &str) -> (PathBuf, PathBuf) {
     (dir.join(format!("{tag}-alerts.jsonl")), dir.join(format!("{tag}-scores.csv")))
-}
-
-fn reference(dir: &Path) -> (String, String) {
-    let (a, s) = outputs(dir, "reference");
-    let config = common::config();
-    let opts = ReplayOptions {
-        files: sample(),
-        alerts_out: Some(a.clone()),
-        scores_out: Some(s.clone()),
-        ..Default::default()
-    };
-    replay(&config, load_rules(&config).unwrap(), &opts).unwrap();
-    (std::fs::read_to_string(a).unwrap(), std::fs::read_to_string(s).unwrap())
 }
 
 fn exported(dir: &Path, store: &Path) -> (String, String) {

@@ -8,14 +8,11 @@
 mod broker;
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-use yujing::replay::{ReplayOptions, jsonl_files, load_rules, replay};
 
-fn sample() -> Vec<PathBuf> {
-    jsonl_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/sample")).unwrap()
-}
+use common::{sample_files as sample, sample_replay_outputs as reference};
 
 fn yujing() -> Command {
     Command::new(env!("CARGO_BIN_EXE_yujing"))
@@ -106,19 +103,6 @@ fn export(store: &Path, dir: &Path) -> (String, String) {
     (std::fs::read_to_string(a).unwrap(), std::fs::read_to_string(s).unwrap())
 }
 
-fn reference(dir: &Path) -> (String, String, i64) {
-    let (a, s) = (dir.join("replay-alerts.jsonl"), dir.join("replay-scores.csv"));
-    let config = common::config();
-    let opts = ReplayOptions {
-        files: sample(),
-        alerts_out: Some(a.clone()),
-        scores_out: Some(s.clone()),
-        ..Default::default()
-    };
-    let done = replay(&config, load_rules(&config).unwrap(), &opts).unwrap();
-    (std::fs::read_to_string(a).unwrap(), std::fs::read_to_string(s).unwrap(), done.engine.ledger().len() as i64)
-}
-
 fn produce(brokers: &str) {
     let out = yujing()
         .arg("produce")
@@ -129,7 +113,7 @@ fn produce(brokers: &str) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn same(want: &(String, String, i64), got: &(String, String)) {
+fn same(want: &(String, String), got: &(String, String)) {
     assert!(want.1 == got.1, "scores from Kafka differ from the replay's");
     if want.0 != got.0 {
         let (w, g): (Vec<_>, Vec<_>) = (want.0.lines().collect(), got.0.lines().collect());

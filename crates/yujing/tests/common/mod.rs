@@ -111,3 +111,23 @@ pub fn alerts_json(e: &Engine) -> Vec<String> {
 pub fn alerts_of<'a>(e: &'a Engine, entity: &str) -> Vec<&'a Alert> {
     e.alerts().filter(|a| a.entity_id == entity).collect()
 }
+
+/// The committed sample's report files.
+pub fn sample_files() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/sample");
+    yujing::replay::jsonl_files(&dir).expect("fixtures/sample")
+}
+
+/// `yujing replay` of the sample in-process: its alerts JSONL and scores CSV, as text.
+pub fn sample_replay_outputs(dir: &std::path::Path) -> (String, String) {
+    let (a, s) = (dir.join("replay-alerts.jsonl"), dir.join("replay-scores.csv"));
+    let config = config();
+    let opts = yujing::replay::ReplayOptions {
+        files: sample_files(),
+        alerts_out: Some(a.clone()),
+        scores_out: Some(s.clone()),
+        ..Default::default()
+    };
+    yujing::replay::replay(&config, load_rules(&config).expect("rules"), &opts).expect("replay");
+    (std::fs::read_to_string(a).expect("alerts"), std::fs::read_to_string(s).expect("scores"))
+}
