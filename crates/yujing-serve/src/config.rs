@@ -1,0 +1,66 @@
+//! The `[serve]` section: listen addresses, limits and tokens.
+
+use crate::actions::ActionSender;
+use crate::api::{AppState, Limits};
+use crate::auth::{TokenConfig, Tokens};
+use crate::snapshot::SnapshotHandle;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// HTTP settings (`[serve]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// The address of the API, the web page, /healthz and /readyz, e.g. "127.0.0.1:8080".
+    pub listen: String,
+    /// The address of /metrics, e.g. "127.0.0.1:9898".
+    pub metrics_listen: String,
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+    /// A request taking longer gets 503, e.g. "10s".
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// The API's bearer tokens (`[[serve.tokens]]`); none means every API call gets 401.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:8080".into(),
+            metrics_listen: "127.0.0.1:9898".into(),
+            max_body_bytes: 16 * 1024,
+            request_timeout: Duration::from_secs(10),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The application: `/api/v1/…`, `/healthz`, `/readyz` and the web page. `actions` is
+    /// `None` on a read-only instance (actions then get 503); `ready` drives `/readyz`.
+    pub fn build(
+        &self,
+        snapshots: SnapshotHandle,
+        actions: Option<ActionSender>,
+        ready: Arc<AtomicBool>,
+    ) -> crate::Result<axum::Router> {
+        Ok(crate::api::app(self.state(snapshots, actions)?, ready))
+    }
+
+    /// The API's shared state, checked.
+    pub fn state(&self, snapshots: SnapshotHandle, actions: Option<ActionSender>) -> crate::Result<AppState> {
+        if self.max_body_bytes == 0 {
+            return Err(crate::Error::Config { key: "max_body_bytes", message: "must be at least 1".into() });
+        }
+        if self.request_timeout.is_zero() {
+            return Err(crate::Error::Config { key: "request_timeout", message: "must be above 0".into() });
+        }
+        let tokens = Tokens::new(&self.tokens)?;
+        let limits = Limits { max_body_bytes: self.max_body_bytes, request_timeout: self.request_timeout };
+        Ok(AppState { snapshots, tokens: Arc::new(tokens), actions, limits })
+    }
+}

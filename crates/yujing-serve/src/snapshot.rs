@@ -1,0 +1,323 @@
+//! The immutable view of the pipeline's state that the API reads.
+//!
+//! The pipeline builds a [`Snapshot`] from [`SnapshotParts`] after each committed batch and
+//! publishes it through a [`SnapshotHandle`]; a request clones the `Arc` at its start.
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use yujing_model::{
+    AggregateScore, Alert, Indicator, InstitutionScore, Level, Period, Report, Sector, SectorScope, Severity,
+};
+
+/// One institution: who it is, its scores and its winning reports, oldest period first.
+#[derive(Debug, Clone)]
+pub struct InstitutionView {
+    /// The institution id.
+    pub id: String,
+    /// Its registered name (from its latest report).
+    pub name: String,
+    /// Its sector.
+    pub sector: Sector,
+    /// Its 区县 (from its latest report).
+    pub district_code: u32,
+    /// Its score in each period scored, oldest first.
+    pub scores: Vec<InstitutionScore>,
+    /// Its winning report of each period, oldest first.
+    pub reports: Vec<Arc<Report>>,
+}
+
+impl InstitutionView {
+    /// The score of a period.
+    pub fn score(&self, period: Period) -> Option<&InstitutionScore> {
+        self.scores.binary_search_by_key(&period, |s| s.period).ok().map(|i| &self.scores[i])
+    }
+
+    /// The latest score.
+    pub fn latest(&self) -> Option<&InstitutionScore> {
+        self.scores.last()
+    }
+}
+
+/// The cutoffs of one indicator in one sector, to explain sub-scores.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IndicatorCutoff {
+    /// The sector.
+    pub sector: Sector,
+    /// The indicator.
+    pub indicator: Indicator,
+    /// The value at which the sub-score is 0.
+    pub safe: f64,
+    /// The value at which the sub-score is 100.
+    pub critical: f64,
+}
+
+/// A person's action on an alert, as the audit log shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Sequence number, increasing.
+    pub seq: u64,
+    /// When (wall clock).
+    pub at: DateTime<FixedOffset>,
+    /// Who: the token's name.
+    pub actor: String,
+    /// The token's role (`regulator`, `district:500101`, …).
+    pub role: String,
+    /// `acknowledge`, `assign` or `resolve`.
+    pub action: String,
+    /// The alert acted on.
+    pub alert_id: String,
+    /// The alert's district.
+    pub district_code: String,
+    /// The assignee or the note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Counts of what the pipeline has seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineStats {
+    /// Inputs received.
+    pub received: u64,
+    /// Reports accepted into the ledger.
+    pub accepted: u64,
+    /// Exact repeats.
+    pub duplicates: u64,
+    /// Inputs dead-lettered.
+    pub rejected: u64,
+    /// Batches committed.
+    pub batches: u64,
+}
+
+/// What a snapshot is built from.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotParts {
+    /// Every institution.
+    pub institutions: Vec<InstitutionView>,
+    /// Every aggregate (district, region, city; every sector scope and period).
+    pub aggregates: Vec<AggregateScore>,
+    /// The current alerts (superseded ones left out).
+    pub alerts: Vec<Alert>,
+    /// People's actions, oldest first.
+    pub audit: Vec<AuditEntry>,
+    /// The scoring cutoffs, to explain sub-scores.
+    pub cutoffs: Vec<IndicatorCutoff>,
+    /// The latest period whose reports are all due.
+    pub complete_through: Option<Period>,
+    /// Counts so far.
+    pub stats: PipelineStats,
+    /// When the pipeline built it.
+    pub generated_at: Option<DateTime<FixedOffset>>,
+}
+
+/// The alerts of a snapshot, with an index by id.
+#[derive(Debug, Default)]
+struct Alerts {
+    list: Vec<Alert>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Alerts {
+    fn new(list: Vec<Alert>) -> Alerts {
+        let by_id = list.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+        Alerts { list, by_id }
+    }
+}
+
+/// Aggregates of one entity and sector scope, oldest period first.
+type Series = Vec<AggregateScore>;
+
+/// The immutable state the API reads.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    scores: Arc<Scores>,
+    alerts: Arc<Alerts>,
+    audit: Arc<Vec<AuditEntry>>,
+    stats: PipelineStats,
+    generated_at: Option<DateTime<FixedOffset>>,
+}
+
+#[derive(Debug, Default)]
+struct Scores {
+    institutions: BTreeMap<String, InstitutionView>,
+    by_district: BTreeMap<u32, Vec<String>>,
+    aggregates: BTreeMap<(Level, String, SectorScope), Series>,
+    periods: BTreeSet<Period>,
+    cutoffs: HashMap<(Sector, Indicator), IndicatorCutoff>,
+    complete_through: Option<Period>,
+}
+
+impl Snapshot {
+    /// A snapshot with nothing in it (before the first batch).
+    pub fn empty() -> Snapshot {
+        Snapshot::new(SnapshotParts::default())
+    }
+
+    /// Builds the snapshot and its indices.
+    pub fn new(parts: SnapshotParts) -> Snapshot {
+        let mut scores = Scores { complete_through: parts.complete_through, ..Scores::default() };
+        for a in parts.aggregates {
+            scores.periods.insert(a.period);
+            scores.aggregates.entry((a.level, a.entity_id.clone(), a.sector)).or_default().push(a);
+        }
+        for series in scores.aggregates.values_mut() {
+            series.sort_by_key(|a| a.period);
+        }
+        for mut inst in parts.institutions {
+            inst.scores.sort_by_key(|s| s.period);
+            inst.reports.sort_by_key(|r| r.period);
+            scores.by_district.entry(inst.district_code).or_default().push(inst.id.clone());
+            scores.institutions.insert(inst.id.clone(), inst);
+        }
+        scores.cutoffs = parts.cutoffs.into_iter().map(|c| ((c.sector, c.indicator), c)).collect();
+        Snapshot {
+            scores: Arc::new(scores),
+            alerts: Arc::new(Alerts::new(parts.alerts)),
+            audit: Arc::new(parts.audit),
+            stats: parts.stats,
+            generated_at: parts.generated_at,
+        }
+    }
+
+    /// A copy with one alert replaced (or added) and an audit entry appended: what an
+    /// action changes. The scores are shared, not copied.
+    pub fn with_action(&self, alert: Alert, entry: Option<AuditEntry>) -> Snapshot {
+        let mut list = self.alerts.list.clone();
+        match self.alerts.by_id.get(&alert.id) {
+            Some(&i) => list[i] = alert,
+            None => list.push(alert),
+        }
+        let mut audit = self.audit.clone();
+        if let Some(e) = entry {
+            Arc::make_mut(&mut audit).push(e);
+        }
+        Snapshot { alerts: Arc::new(Alerts::new(list)), audit, ..self.clone() }
+    }
+
+    /// The period the API shows by default: the latest whose reports are all due, else the
+    /// latest with data.
+    pub fn default_period(&self) -> Option<Period> {
+        let latest = self.scores.periods.last().copied();
+        match (self.scores.complete_through, latest) {
+            (Some(c), Some(l)) => Some(c.min(l)),
+            (_, l) => l,
+        }
+    }
+
+    /// Every period with aggregates, oldest first.
+    pub fn periods(&self) -> impl Iterator<Item = Period> + '_ {
+        self.scores.periods.iter().copied()
+    }
+
+    /// Whether a period has aggregates.
+    pub fn has_period(&self, p: Period) -> bool {
+        self.scores.periods.contains(&p)
+    }
+
+    /// An aggregate's series, oldest period first.
+    pub fn series(&self, level: Level, id: &str, scope: SectorScope) -> &[AggregateScore] {
+        self.scores.aggregates.get(&(level, id.to_string(), scope)).map_or(&[], Vec::as_slice)
+    }
+
+    /// One aggregate.
+    pub fn aggregate(&self, level: Level, id: &str, scope: SectorScope, p: Period) -> Option<&AggregateScore> {
+        let s = self.series(level, id, scope);
+        s.binary_search_by_key(&p, |a| a.period).ok().map(|i| &s[i])
+    }
+
+    /// Every aggregate of a level and sector scope in a period, by entity id.
+    pub fn aggregates_at(&self, level: Level, scope: SectorScope, p: Period) -> Vec<&AggregateScore> {
+        self.scores
+            .aggregates
+            .iter()
+            .filter(|((l, _, s), _)| *l == level && *s == scope)
+            .filter_map(|(_, series)| series.binary_search_by_key(&p, |a| a.period).ok().map(|i| &series[i]))
+            .collect()
+    }
+
+    /// An institution.
+    pub fn institution(&self, id: &str) -> Option<&InstitutionView> {
+        self.scores.institutions.get(id)
+    }
+
+    /// The institutions of a district.
+    pub fn institutions_in(&self, code: u32) -> impl Iterator<Item = &InstitutionView> + '_ {
+        self.scores.by_district.get(&code).into_iter().flatten().filter_map(|id| self.scores.institutions.get(id))
+    }
+
+    /// Every institution, by id.
+    pub fn institutions(&self) -> impl Iterator<Item = &InstitutionView> + '_ {
+        self.scores.institutions.values()
+    }
+
+    /// The cutoffs of an indicator in a sector, when known.
+    pub fn cutoff(&self, sector: Sector, indicator: Indicator) -> Option<&IndicatorCutoff> {
+        self.scores.cutoffs.get(&(sector, indicator))
+    }
+
+    /// The current alerts.
+    pub fn alerts(&self) -> &[Alert] {
+        &self.alerts.list
+    }
+
+    /// An alert by id.
+    pub fn alert(&self, id: &str) -> Option<&Alert> {
+        self.alerts.by_id.get(id).map(|&i| &self.alerts.list[i])
+    }
+
+    /// Open and acknowledged alerts by severity, of the alerts `keep` accepts.
+    pub fn open_counts(&self, keep: impl Fn(&Alert) -> bool) -> BTreeMap<Severity, u32> {
+        let mut m: BTreeMap<Severity, u32> = Severity::ALL.into_iter().map(|s| (s, 0)).collect();
+        for a in self.alerts.list.iter().filter(|a| a.state.is_active() && keep(a)) {
+            *m.entry(a.severity).or_default() += 1;
+        }
+        m
+    }
+
+    /// People's actions, oldest first.
+    pub fn audit(&self) -> &[AuditEntry] {
+        &self.audit
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+
+    /// When the pipeline built it.
+    pub fn generated_at(&self) -> Option<DateTime<FixedOffset>> {
+        self.generated_at
+    }
+}
+
+/// Where the pipeline publishes snapshots and requests read them: an `Arc<Snapshot>`
+/// swapped behind a lock that is held only to clone or replace the `Arc`.
+#[derive(Debug, Clone)]
+pub struct SnapshotHandle {
+    cell: Arc<RwLock<Arc<Snapshot>>>,
+}
+
+impl SnapshotHandle {
+    /// A handle holding a first snapshot.
+    pub fn new(first: Snapshot) -> SnapshotHandle {
+        SnapshotHandle { cell: Arc::new(RwLock::new(Arc::new(first))) }
+    }
+
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<Snapshot> {
+        match self.cell.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the current snapshot.
+    pub fn publish(&self, next: Snapshot) {
+        let next = Arc::new(next);
+        match self.cell.write() {
+            Ok(mut g) => *g = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
+}
