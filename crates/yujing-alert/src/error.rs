@@ -6,8 +6,8 @@ use yujing_model::{AlertState, EntityKind, Sector, Severity};
 /// The result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Everything that can go wrong: a rule pack that does not parse or validate, or a
-/// person's action that the alert book refuses.
+/// Everything that can go wrong: a rule pack that does not parse or validate, a
+/// person's action that the alert book refuses, or a push to Alertmanager that failed.
 ///
 /// Rule-pack errors name the rule id and the 1-based line of the TOML source where the
 /// problem is.
@@ -267,6 +267,48 @@ pub enum Error {
         /// `by` or `assignee`.
         field: &'static str,
     },
+    /// An `[alertmanager]` setting is unusable.
+    #[error("alertmanager.{field}: {reason}")]
+    AlertmanagerConfig {
+        /// The setting.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("alertmanager: cannot build the HTTP client: {source}")]
+    AlertmanagerClient {
+        /// reqwest's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The alerts could not be encoded as JSON.
+    #[error("alertmanager: cannot encode alerts: {source}")]
+    AlertmanagerEncode {
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Alertmanager answered a batch with a 4xx other than 429; it was not retried.
+    #[error("alertmanager {url} refused the alerts with HTTP {status}: {body}")]
+    AlertmanagerRefused {
+        /// The endpoint.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the response body.
+        body: String,
+    },
+    /// Alertmanager could not be reached, timed out or answered 5xx or 429 on every try.
+    #[error("alertmanager {url} unavailable after {attempts} attempt(s): {reason}")]
+    AlertmanagerUnavailable {
+        /// The endpoint.
+        url: String,
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// The last failure.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -297,6 +339,11 @@ impl Error {
             Toml { line, .. } => *line,
             NoRules | UnknownAlert { .. } | InvalidState { .. } => None,
             NoteRequired { .. } | BlankActor { .. } => None,
+            AlertmanagerConfig { .. }
+            | AlertmanagerClient { .. }
+            | AlertmanagerEncode { .. }
+            | AlertmanagerRefused { .. }
+            | AlertmanagerUnavailable { .. } => None,
         }
     }
 }

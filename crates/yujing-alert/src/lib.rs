@@ -2,7 +2,7 @@
 //! entity's alert history from its period series, and the alert book that reconciles a
 //! fresh derivation with what was published and keeps people's actions.
 //!
-//! Everything here is pure logic, without I/O:
+//! Everything but the Alertmanager client is pure logic, without I/O:
 //!
 //! 1. [`RulePack`] — rules in TOML ([`DEFAULT_RULES_TOML`] is embedded), validated on
 //!    load; errors name the rule and the line.
@@ -13,6 +13,8 @@
 //!    auto-resolved, superseded); [`acknowledge`](AlertBook::acknowledge),
 //!    [`assign`](AlertBook::assign) and [`resolve`](AlertBook::resolve) record people's
 //!    actions, which survive re-derivation because alert ids are deterministic.
+//! 4. [`AlertmanagerSink`] — pushes alerts to Alertmanager's v2 API, re-sends them while
+//!    they are active and sends `endsAt` when they end (see [`alertmanager`]).
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -55,6 +57,7 @@
 //! assert_eq!(book.get(&npl.id).unwrap().state, AlertState::Acknowledged);
 //! ```
 
+pub mod alertmanager;
 mod book;
 mod derive;
 mod error;
@@ -65,6 +68,7 @@ mod series;
 mod testutil;
 mod text;
 
+pub use alertmanager::{AlertmanagerConfig, AlertmanagerSink, PostableAlert, PushCounters};
 pub use book::{Action, ActionKind, AlertBook, ENGINE};
 pub use derive::{dedupe_key, derive};
 pub use error::{Error, Result};
