@@ -92,9 +92,9 @@ impl FromStr for Role {
             "regulator" => Ok(Role::Regulator),
             "analyst" => Ok(Role::Analyst),
             _ => {
-                let code = s.strip_prefix("district:").ok_or_else(|| {
-                    format!("unknown role {s:?}: expected regulator, analyst or district:<code>")
-                })?;
+                let code = s
+                    .strip_prefix("district:")
+                    .ok_or_else(|| format!("unknown role {s:?}: expected regulator, analyst or district:<code>"))?;
                 let code = yujing_model::district::parse_district_code(code)
                     .filter(|c| yujing_model::district(*c).is_some())
                     .ok_or_else(|| format!("{code:?} is not one of Chongqing's 38 district codes"))?;

@@ -39,7 +39,9 @@ pub use auth::{Caller, Role, TokenConfig, Tokens, hash_token};
 pub use config::ServeConfig;
 pub use metrics::metrics_router;
 pub use problem::Problem;
-pub use snapshot::{AuditEntry, IndicatorCutoff, InstitutionView, PipelineStats, Snapshot, SnapshotHandle, SnapshotParts};
+pub use snapshot::{
+    AuditEntry, IndicatorCutoff, InstitutionView, PipelineStats, Snapshot, SnapshotHandle, SnapshotParts,
+};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -73,13 +73,8 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error");
-        let body = Body {
-            kind: "about:blank",
-            title,
-            status: self.status.as_u16(),
-            detail: &self.detail,
-            code: self.code,
-        };
+        let body =
+            Body { kind: "about:blank", title, status: self.status.as_u16(), detail: &self.detail, code: self.code };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (self.status, bytes).into_response();
         let headers = response.headers_mut();

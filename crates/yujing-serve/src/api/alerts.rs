@@ -59,9 +59,7 @@ fn district_param(role: Role, s: Option<&str>) -> Result<Option<String>, Problem
         ),
     };
     match (role.district(), asked) {
-        (Some(own), Some(a)) if own != a => {
-            Err(Problem::forbidden(format!("role {role} may not read district {a}")))
-        }
+        (Some(own), Some(a)) if own != a => Err(Problem::forbidden(format!("role {role} may not read district {a}"))),
         (Some(own), _) => Ok(Some(own.to_string())),
         (None, a) => Ok(a.map(|c| c.to_string())),
     }
@@ -129,7 +127,8 @@ fn body(b: Result<Bytes, BytesRejection>) -> Result<serde_json::Map<String, serd
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Default::default());
     }
-    serde_json::from_slice(&bytes).map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "bad_body", "the body is not a JSON object"))
+    serde_json::from_slice(&bytes)
+        .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "bad_body", "the body is not a JSON object"))
 }
 
 /// A required, non-blank string field of a body; other fields are refused.
@@ -153,7 +152,8 @@ async fn act(state: AppState, caller: Caller, id: String, action: AlertAction) -
     if caller.role == Role::Analyst {
         return Err(Problem::forbidden("analysts may read but not act on alerts"));
     }
-    let alert = state.snapshots.load().alert(&id).cloned().ok_or_else(|| Problem::not_found(format!("no alert {id:?}")))?;
+    let alert =
+        state.snapshots.load().alert(&id).cloned().ok_or_else(|| Problem::not_found(format!("no alert {id:?}")))?;
     if !caller.role.can_act_on(&alert) {
         return Err(Problem::forbidden(format!("role {} may not act on alert {id}", caller.role)));
     }
@@ -193,8 +193,8 @@ pub(crate) async fn assign(
     Path(id): Path<String>,
     b: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Alert>, Problem> {
-    let assignee =
-        field(&body(b)?, "assignee", &["assignee"])?.ok_or_else(|| Problem::unprocessable("an assignee is required"))?;
+    let assignee = field(&body(b)?, "assignee", &["assignee"])?
+        .ok_or_else(|| Problem::unprocessable("an assignee is required"))?;
     act(state, caller, id, AlertAction::Assign { assignee }).await
 }
 

@@ -119,11 +119,9 @@ fn top(snap: &Snapshot, a: &AggregateScore) -> Vec<TopContributor> {
 fn covers(level: Level, id: &str, code: &str) -> bool {
     match level {
         Level::District => id == code,
-        Level::Region => code
-            .parse()
-            .ok()
-            .and_then(yujing_model::district)
-            .is_some_and(|d| Region::from_id(id) == Some(d.region)),
+        Level::Region => {
+            code.parse().ok().and_then(yujing_model::district).is_some_and(|d| Region::from_id(id) == Some(d.region))
+        }
         _ => true,
     }
 }
@@ -364,11 +362,8 @@ pub(crate) async fn district(
         })
         .unwrap_or_default();
     institutions.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-    let mut alerts: Vec<&Alert> = snap
-        .alerts()
-        .iter()
-        .filter(|a| a.state.is_active() && a.district_code == id && in_scope(a, sector))
-        .collect();
+    let mut alerts: Vec<&Alert> =
+        snap.alerts().iter().filter(|a| a.state.is_active() && a.district_code == id && in_scope(a, sector)).collect();
     alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| b.opened_at.cmp(&a.opened_at)));
     Ok(Json(DistrictView {
         code: id,
