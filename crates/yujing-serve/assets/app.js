@@ -3,7 +3,7 @@
 
 import { ApiError, api, get, getToken, setToken, setUnauthorizedHandler } from './api.js';
 import { Desk } from './desk.js';
-import { GRADES, L, REGIONS, SECTORS, bi, biText, esc, fmtScore, lookup } from './i18n.js';
+import { GRADES, L, REGIONS, SECTORS, bi, biText, esc, fmtScore } from './i18n.js';
 import { drawMap, legendHtml } from './map.js';
 import { renderDistrict, renderInstitution, renderSummary } from './views.js';
 

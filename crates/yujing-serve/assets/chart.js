@@ -17,7 +17,7 @@ const BANDS = [
  * district's score, with its label.
  */
 export function scoreChart(points, extra, extraLabel) {
-  const W = 640, H = 240, left = 36, right = 12, top = 12, bottom = 36;
+  const W = 640, H = 240, left = 36, right = 28, top = 12, bottom = 36;
   const iw = W - left - right, ih = H - top - bottom;
   const periods = points.map((p) => p.period);
   if (extra) for (const e of extra) if (!periods.includes(e.period)) periods.push(e.period);

@@ -47,14 +47,14 @@ export class Desk {
     const district = [['', any], ...[...this.districts].map(([code, n]) => [code, `${n[0]} ${n[1]}`])];
     const sector = [['', any], ...Object.entries(SECTORS).map(([k, v]) => [k, biText(v)])];
     const sel = (name, label, opts, value) =>
-      `<label>${bi(label)}<select name="${name}" id="filter-${name}">${options(opts, value)}</select></label>`;
+      `<label><span>${bi(label)}</span><select name="${name}" id="filter-${name}">${options(opts, value)}</select></label>`;
     this.form.innerHTML = [
       sel('state', L.state, state, 'active'),
       sel('severity', L.severity, severity, ''),
       sel('mechanism', L.mechanism, mechanism, ''),
       sel('district', L.district, district, ''),
       sel('sector', L.sector, sector, ''),
-      `<label>${bi(L.since)}<input type="date" name="since" id="filter-since"></label>`,
+      `<label><span>${bi(L.since)}</span><input type="date" name="since" id="filter-since"></label>`,
     ].join('');
     this.form.addEventListener('change', () => this.load(false));
     this.form.addEventListener('submit', (e) => {
@@ -198,7 +198,7 @@ export class Desk {
       this.loadAudit();
       return true;
     } catch (e) {
-      const msg = e instanceof ApiError && e.status === 403 ? `${biText(L.readOnly)} (${e.detail})` : e.message;
+      const msg = e instanceof ApiError && e.status === 403 ? `${biText(L.forbidden)}: ${e.detail}` : e.message;
       if (errorEl) errorEl.textContent = msg;
       this.setStatus(msg, true);
       buttons.forEach((b) => (b.disabled = false));

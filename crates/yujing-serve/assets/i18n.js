@@ -74,7 +74,7 @@ export const L = {
   detail: ['详情', 'Detail'],
   alertId: ['预警编号', 'Alert id'],
   noteRequired: ['办结须填写说明', 'A resolution needs a note'],
-  readOnly: ['只读身份，不能处置预警', 'This role is read-only and cannot act on alerts'],
+  forbidden: ['无权处置此预警', 'Your role may not act on this alert'],
 };
 
 export const GRADES = {
