@@ -110,6 +110,10 @@ enum Command {
         /// Address of /healthz and /readyz (overrides serve.listen).
         #[arg(long)]
         listen: Option<String>,
+        /// This instance's stable id in the consumer group (overrides kafka.instance_id):
+        /// a restart takes its partitions back at once.
+        #[arg(long)]
+        instance_id: Option<String>,
     },
     /// Publish JSONL reports to Kafka, keyed by institution and partitioned by district.
     Produce {
@@ -199,7 +203,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::CheckConfig { file } => check_config(&file),
-        Command::Run { config, brokers, topic, group, store, listen } => {
+        Command::Run { config, brokers, topic, group, store, listen, instance_id } => {
             let mut config = Config::load(config.as_deref())?;
             if let Some(b) = brokers {
                 config.kafka.brokers = b;
@@ -215,6 +219,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             if let Some(l) = listen {
                 config.serve.listen = l;
+            }
+            if let Some(i) = instance_id {
+                config.kafka.instance_id = i;
             }
             let rules = load_rules(&config)?;
             let runtime = tokio::runtime::Runtime::new()?;

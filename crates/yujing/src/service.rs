@@ -49,6 +49,15 @@ pub struct KafkaConfig {
     /// Group session timeout, e.g. "10s".
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
+    /// This instance's static group membership id (librdkafka `group.instance.id`), stable
+    /// across restarts: a restarted instance takes its partitions back at once instead of
+    /// waiting for the broker to expire its old session. Empty: dynamic membership.
+    #[serde(default)]
+    pub instance_id: String,
+    /// librdkafka settings for every client (consumer and producers), passed through as
+    /// they are: security (`security.protocol`, `sasl.*`, `ssl.*`), client id, tuning.
+    #[serde(default)]
+    pub client: std::collections::BTreeMap<String, String>,
 }
 
 /// The `[store]` section.
@@ -143,11 +152,12 @@ pub async fn run(
         batch_max_wait: kafka.batch_max_wait,
         queued_max_messages_kbytes: kafka.queued_max_messages_kbytes,
         session_timeout: kafka.session_timeout,
-        extra: Default::default(),
+        extra: consumer_settings(kafka),
     }
     .build()?;
     // Dead letters carry the original bytes, which may be far larger than a report.
-    let extra = [("message.max.bytes".to_string(), "16777216".to_string())].into_iter().collect();
+    let mut extra = kafka.client.clone();
+    extra.entry("message.max.bytes".into()).or_insert_with(|| "16777216".into());
     let sink = KafkaProducerConfig { brokers: kafka.brokers.clone(), extra, ..Default::default() }.build()?;
     let source_ready = source.readiness();
     publish_outbox(&mut store, &sink, &kafka.alerts_topic).await?;
@@ -190,6 +200,15 @@ pub async fn run(
     source.close()?;
     sink.flush(Duration::from_secs(10))?;
     Ok(())
+}
+
+/// The consumer's librdkafka settings: the `client` pass-through plus static membership.
+fn consumer_settings(kafka: &KafkaConfig) -> std::collections::BTreeMap<String, String> {
+    let mut extra = kafka.client.clone();
+    if !kafka.instance_id.is_empty() {
+        extra.insert("group.instance.id".into(), kafka.instance_id.clone());
+    }
+    extra
 }
 
 fn checkpoints(batch: &[Input]) -> Vec<Checkpoint> {

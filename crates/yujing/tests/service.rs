@@ -35,9 +35,14 @@ impl Drop for Running {
 }
 
 fn start_run(brokers: &str, store: &Path, group: &str) -> Running {
+    start_instance(brokers, store, group, "one")
+}
+
+/// `yujing run` as the static group member `instance`.
+fn start_instance(brokers: &str, store: &Path, group: &str, instance: &str) -> Running {
     Running(Some(
         yujing()
-            .args(["run", "--brokers", brokers, "--group", group, "--listen"])
+            .args(["run", "--brokers", brokers, "--group", group, "--instance-id", instance, "--listen"])
             .arg(format!("127.0.0.1:{}", free_port()))
             .arg("--store")
             .arg(store)
@@ -143,8 +148,11 @@ fn kafka_in_gives_what_replay_gives() {
     same(&want, &export(&store, dir.path()));
 }
 
+/// With dynamic membership tansu 0.6 hands the restarted member an empty assignment and
+/// never rebalances once the killed member's session expires; static membership (each
+/// instance's `--instance-id`) is how yujing is deployed and lets the restart take its
+/// partitions back at once.
 #[test]
-#[ignore = "stalls on tansu: after kill -9 the restarted member commits one batch, then receives nothing (issue 3)"]
 fn kill_9_of_the_service_loses_nothing_and_doubles_nothing() {
     let b = broker::Broker::start_with(broker::Storage::Sqlite);
     topics(&b);
@@ -153,7 +161,7 @@ fn kill_9_of_the_service_loses_nothing_and_doubles_nothing() {
     produce(&b.addr());
     let store = dir.path().join("y.db");
     let mut kills = 0;
-    for ms in [1500u64, 2500, 3500] {
+    for ms in [4500u64, 6000, 7500] {
         let mut running = start_run(&b.addr(), &store, "g2");
         let run = running.0.as_mut().expect("running");
         std::thread::sleep(Duration::from_millis(ms));
