@@ -73,20 +73,29 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-/** The token the demo prints: `#token=…` in a link, or a line naming the token. */
+/**
+ * The regulator's token from the demo's banner: the line `TOKEN  regulator  (name)` of its
+ * token list, else a `#token=…` link or `Bearer TOKEN` example.
+ */
 function tokenFrom(text) {
   if (process.env.YUJING_DEMO_TOKEN) return process.env.YUJING_DEMO_TOKEN;
-  const link = text.match(/#token=([A-Za-z0-9._~-]+)/);
-  if (link) return link[1];
-  const line = text.match(/token\b[^A-Za-z0-9\n]*(?:[A-Za-z ]+[:=]\s*)?([A-Za-z0-9._~-]{16,})/i);
-  return line ? line[1] : '';
+  const m =
+    text.match(/^\s+([A-Za-z0-9._~-]{8,})\s+regulator\b/m) ||
+    text.match(/#token=([A-Za-z0-9._~-]{8,})/) ||
+    text.match(/Bearer\s+([A-Za-z0-9._~-]{8,})/);
+  return m ? m[1] : '';
 }
+
+/** Whether the demo has replayed all its reports (it serves while it replays). */
+const replayed = (text) => /replayed \d+ inputs/.test(text);
 
 async function startDemo() {
   assert.ok(fs.existsSync(BIN), `${BIN} does not exist: build it with cargo build -p yujing (or set YUJING_BIN)`);
   const port = await freePort();
+  const metricsPort = await freePort();
   demo.base = `http://127.0.0.1:${port}`;
-  demo.child = spawn(BIN, ['demo', '--listen', `127.0.0.1:${port}`], {
+  const args = ['demo', '--listen', `127.0.0.1:${port}`, '--metrics-listen', `127.0.0.1:${metricsPort}`];
+  demo.child = spawn(BIN, args, {
     cwd: root,
     env: { ...process.env, YUJING_LOG: process.env.YUJING_LOG || 'info', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -100,14 +109,15 @@ async function startDemo() {
     }
     try {
       const r = await fetch(`${demo.base}/readyz`);
-      if (r.ok) {
+      if (r.ok && replayed(demo.output)) {
         demo.token = tokenFrom(demo.output);
-        if (demo.token) break;
+        assert.ok(demo.token, `no token in the demo's output:\n${demo.output.slice(-4000)}`);
+        break;
       }
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) assert.fail(`yujing demo was not ready with a token in time:\n${demo.output.slice(-4000)}`);
+    if (Date.now() > deadline) assert.fail(`yujing demo did not finish its replay in time:\n${demo.output.slice(-4000)}`);
     await sleep(250);
   }
 }
@@ -218,8 +228,9 @@ describe('the web page in headless Chromium', () => {
         })
         .filter((t) => t.ok),
     );
-    const count = new Map(rm.entities.map((e) => [e.id, e.institutions]));
-    targets.sort((a, b) => count.get(b.code) - count.get(a.code));
+    // The riskiest district that can be clicked (it makes the telling screenshot).
+    const score = new Map(rm.entities.map((e) => [e.id, e.institutions > 0 ? e.score : -1]));
+    targets.sort((a, b) => score.get(b.code) - score.get(a.code));
     assert.ok(targets.length > 0, 'some district can be clicked');
     const t = targets[0];
     await page.mouse.click(t.x, t.y);
