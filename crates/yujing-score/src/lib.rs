@@ -26,6 +26,7 @@
 pub mod aggregate;
 pub mod config;
 pub mod institution;
+pub mod stress;
 pub mod trend;
 
 pub use aggregate::{aggregate, entity_name};

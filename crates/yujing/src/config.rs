@@ -60,6 +60,9 @@ pub struct Config {
     pub store: crate::service::StoreSection,
     /// HTTP.
     pub serve: ServeConfig,
+    /// The probability model fitted by `yujing calibrate`; absent until calibrated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<crate::backtest::probability::ProbabilityConfig>,
 }
 
 /// HTTP settings.
@@ -223,6 +226,9 @@ impl Config {
             yujing_score::Error::Config { path, message } => locate(path, message),
             other => locate("score".into(), other.to_string()),
         })?;
+        if let Some(p) = &config.probability {
+            p.validate().map_err(|e| locate("probability".into(), e.to_string()))?;
+        }
         if config.ingest.batch_size == 0 {
             return Err(locate("ingest.batch_size".into(), "must be at least 1".into()));
         }

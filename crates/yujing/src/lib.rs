@@ -11,6 +11,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+pub mod backtest;
 pub mod config;
 pub mod durable;
 pub mod engine;
@@ -19,3 +20,4 @@ pub mod output;
 pub mod replay;
 pub mod report;
 pub mod service;
+pub mod stress;

@@ -130,6 +130,55 @@ enum Command {
         #[arg(long)]
         rate: Option<u32>,
     },
+    /// Replay report files walk-forward and score the warnings against the ground truth:
+    /// hit rate, false alarms, noise-to-signal ratio, AUROC and lead time, per rule and sector.
+    Backtest {
+        /// JSONL files of reports v1, in arrival order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The ground truth: events.csv (institution_id,period,kind).
+        #[arg(long)]
+        events: PathBuf,
+        /// Months ahead an event must fall to count as warned.
+        #[arg(long, default_value_t = 6)]
+        horizon: u32,
+        /// Preference θ between missed events (θ) and false alarms (1−θ), for the loss column.
+        #[arg(long, default_value_t = 0.5)]
+        theta: f64,
+        /// Judge only periods from this one (YYYY-MM).
+        #[arg(long)]
+        from: Option<Period>,
+        /// Judge only periods up to this one (YYYY-MM).
+        #[arg(long)]
+        to: Option<Period>,
+        /// Write the report (README.md, figures.csv, roc.svg, lead-times.svg) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Configuration file (defaults are embedded).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Project a stress scenario onto the latest period: rescore, re-alert and compare with
+    /// the baseline, without touching live state.
+    Stress {
+        /// The scenario file (TOML, see deploy/scenarios/).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// JSONL report files (or use --store).
+        files: Vec<PathBuf>,
+        /// Read the winning reports from this SQLite store instead of files.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// The period to shock (default: the latest).
+        #[arg(long)]
+        period: Option<Period>,
+        /// Also write the projection as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Configuration file (defaults are embedded).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Check a configuration file or a rule pack; errors name the line.
     CheckConfig {
         /// A config TOML, or a rule pack (a file of [[rule]] tables).
@@ -202,6 +251,19 @@ fn run(cli: Cli) -> Result<()> {
             let _ = written;
             Ok(())
         }
+        Command::Backtest { files, events, horizon, theta, from, to, out, config } => {
+            let config = Config::load(config.as_deref())?;
+            let rules = load_rules(&config)?;
+            let window = window(from, to);
+            let progress = std::io::stderr().is_terminal();
+            let opts = yujing::backtest::BacktestOptions { files, events, horizon, theta, window, out, progress };
+            let bt = yujing::backtest::run(&config, rules, &opts)?;
+            print!("{}", yujing::backtest::report::markdown(&bt));
+            Ok(())
+        }
+        Command::Stress { scenario, files, store, period, json, config } => {
+            stress(&scenario, &files, store.as_deref(), period, json.as_deref(), config.as_deref())
+        }
         Command::CheckConfig { file } => check_config(&file),
         Command::Run { config, brokers, topic, group, store, listen, instance_id } => {
             let mut config = Config::load(config.as_deref())?;
@@ -240,6 +302,45 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", Config::load(config.as_deref())?.to_toml());
             Ok(())
         }
+    }
+}
+
+fn stress(
+    scenario: &Path,
+    files: &[PathBuf],
+    store: Option<&Path>,
+    period: Option<Period>,
+    json: Option<&Path>,
+    config: Option<&Path>,
+) -> Result<()> {
+    let config = Config::load(config)?;
+    let rules = load_rules(&config)?;
+    let source = std::fs::read_to_string(scenario).with_context(|| format!("cannot read {}", scenario.display()))?;
+    let scenario = yujing_score::stress::Scenario::from_toml_str(&source)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", scenario.display()))?;
+    let engine = match (store, files.is_empty()) {
+        (Some(store), true) => export(&config, rules.clone(), store, None, None)?,
+        (None, false) => {
+            let opts = ReplayOptions { files: files.to_vec(), ..Default::default() };
+            replay(&config, rules.clone(), &opts)?.engine
+        }
+        _ => bail!("give either report files or --store"),
+    };
+    let reports = yujing::stress::winning_reports(&engine);
+    let projection = yujing::stress::project(&config, &rules, &reports, &scenario, period)?;
+    print!("{}", yujing::stress::render(&projection));
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(&projection)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A judged window from optional ends.
+fn window(from: Option<Period>, to: Option<Period>) -> Option<(Period, Period)> {
+    match (from, to) {
+        (None, None) => None,
+        (a, b) => Some((a.unwrap_or(Period::from_index(i32::MIN)), b.unwrap_or(Period::from_index(i32::MAX)))),
     }
 }
 
