@@ -60,6 +60,8 @@ pub struct Config {
     pub store: crate::service::StoreSection,
     /// HTTP.
     pub serve: ServeConfig,
+    /// Pushing alerts to Alertmanager (`yujing run`).
+    pub alertmanager: yujing_alert::AlertmanagerConfig,
     /// The probability model fitted by `yujing calibrate`; absent until calibrated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<crate::backtest::probability::ProbabilityConfig>,
@@ -228,6 +230,14 @@ impl Config {
         })?;
         if let Some(p) = &config.probability {
             p.validate().map_err(|e| locate("probability".into(), e.to_string()))?;
+        }
+        if config.alertmanager.enabled {
+            config.alertmanager.build().map_err(|e| match e {
+                yujing_alert::Error::AlertmanagerConfig { field, reason } => {
+                    locate(format!("alertmanager.{field}"), reason)
+                }
+                other => locate("alertmanager".into(), other.to_string()),
+            })?;
         }
         if config.ingest.batch_size == 0 {
             return Err(locate("ingest.batch_size".into(), "must be at least 1".into()));

@@ -11,6 +11,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+pub mod alertmanager;
 pub mod backtest;
 pub mod config;
 pub mod durable;
