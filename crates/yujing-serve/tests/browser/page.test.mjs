@@ -100,7 +100,11 @@ async function startDemo() {
     env: { ...process.env, YUJING_LOG: process.env.YUJING_LOG || 'info', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  if (process.env.YUJING_BROWSER_PIDFILE) fs.writeFileSync(process.env.YUJING_BROWSER_PIDFILE, `${demo.child.pid}\n`);
+  const pidfile = process.env.YUJING_BROWSER_PIDFILE;
+  if (pidfile) {
+    fs.writeFileSync(pidfile, `${demo.child.pid}\n`);
+    demo.child.on('exit', () => fs.rmSync(pidfile, { force: true }));
+  }
   for (const s of [demo.child.stdout, demo.child.stderr]) s.on('data', (d) => (demo.output += d.toString()));
   const deadline = Date.now() + READY_WAIT_MS;
   for (;;) {
