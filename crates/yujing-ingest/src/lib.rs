@@ -58,6 +58,22 @@ pub enum Error {
     KafkaSetup(String),
 }
 
+impl Error {
+    /// Whether a failed delivery can never succeed for this record as it is (too large,
+    /// invalid), so retrying is pointless. Broker outages, missing topics and refused
+    /// permissions are not: an operator can fix those, and the record can then go out.
+    pub fn is_permanent(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        match self {
+            Error::Delivery { source, .. } => matches!(
+                source.rdkafka_error_code(),
+                Some(C::MessageSizeTooLarge | C::InvalidMessageSize | C::InvalidRecord | C::InvalidArgument)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// Results of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 

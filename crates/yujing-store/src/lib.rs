@@ -23,7 +23,7 @@ pub mod ledger;
 pub mod sqlite;
 
 pub use ledger::{Expected, InstitutionRecord, Ledger, LedgerCounts, LedgerSettings, Outcome, SlotState};
-pub use sqlite::{AuditRecord, BatchWrite, Checkpoint, Store, StoreConfig};
+pub use sqlite::{AuditRecord, BatchWrite, Checkpoint, Delivery, Store, StoreConfig, StoredDeadLetter};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

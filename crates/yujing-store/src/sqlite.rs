@@ -54,6 +54,15 @@ const MIGRATIONS: &[&str] = &[
          next_offset INTEGER NOT NULL,
          PRIMARY KEY (source, partition)
      ) WITHOUT ROWID;",
+    // 2: dead letters kept with their batch until the dead-letter topic has them;
+    // audit.published 2 marks a transition that can never be delivered.
+    "CREATE TABLE dead_letters (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         record TEXT NOT NULL,
+         original BLOB NOT NULL,
+         state INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX dead_letters_pending ON dead_letters (state, seq);",
 ];
 
 /// Configuration of the durable store.
@@ -126,6 +135,8 @@ pub struct BatchWrite<'a> {
     pub audit: Vec<AuditRecord>,
     /// Source positions to record.
     pub checkpoints: Vec<Checkpoint>,
+    /// Dead letters to keep until they are delivered (their `seq` is ignored).
+    pub dead_letters: Vec<StoredDeadLetter>,
 }
 
 /// The SQLite store.
@@ -261,6 +272,11 @@ impl Store {
             for c in &batch.checkpoints {
                 put_cp.execute(params![c.source, c.partition, c.next_offset]).map_err(e)?;
             }
+            let mut put_dead =
+                tx.prepare_cached("INSERT INTO dead_letters (record, original) VALUES (?1, ?2)").map_err(e)?;
+            for d in &batch.dead_letters {
+                put_dead.execute(params![d.record, d.original]).map_err(e)?;
+            }
         }
         tx.commit().map_err(e)
     }
@@ -376,6 +392,9 @@ impl Store {
         self.conn.query_row("SELECT count(*) FROM reports", [], |r| r.get(0)).map_err(|e| sql(e, &self.path))
     }
 }
+
+mod outbox;
+pub use outbox::{Delivery, StoredDeadLetter};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use yujing_alert::{Action, RulePack};
 use yujing_model::Transition;
-use yujing_store::{AuditRecord, BatchWrite, Checkpoint, Store};
+use yujing_store::{AuditRecord, BatchWrite, Checkpoint, Store, StoredDeadLetter};
 
 /// Rebuilds the engine from a store. Returns the transitions that differ from what was
 /// published (normally none), already persisted to the audit outbox.
@@ -40,6 +40,18 @@ pub fn persist(
     transitions: &[Transition],
     checkpoints: Vec<Checkpoint>,
 ) -> Result<()> {
+    persist_with_dead_letters(engine, store, transitions, checkpoints, Vec::new())
+}
+
+/// [`persist`], keeping the batch's dead letters in the store's outbox in the same
+/// transaction, until [`crate::outbox::Publisher`] delivers them.
+pub fn persist_with_dead_letters(
+    engine: &mut Engine,
+    store: &mut Store,
+    transitions: &[Transition],
+    checkpoints: Vec<Checkpoint>,
+    dead_letters: Vec<StoredDeadLetter>,
+) -> Result<()> {
     let slots = engine.take_dirty_slots();
     let alerts = engine.take_touched_alerts();
     let now = Utc::now().fixed_offset();
@@ -63,6 +75,7 @@ pub fn persist(
         actions: Vec::new(),
         audit,
         checkpoints,
+        dead_letters,
     };
     store.commit(&write).context("committing the batch to the store")?;
     Ok(())

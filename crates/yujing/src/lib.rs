@@ -17,6 +17,7 @@ pub mod config;
 pub mod durable;
 pub mod engine;
 pub mod fixtures;
+pub mod outbox;
 pub mod output;
 pub mod replay;
 pub mod report;
