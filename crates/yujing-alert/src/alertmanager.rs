@@ -223,11 +223,18 @@ impl AlertmanagerSink {
         let next = self.postable(alert);
         let key = next.label_key();
         if let Some(old_key) = self.by_alert.get(&alert.id).filter(|k| **k != key).cloned() {
-            // The labels changed (an escalation): the old label set ends now.
+            // The labels changed (an escalation): the old label set ends now, or, if
+            // Alertmanager never heard of it, is simply dropped.
             let ended_at = payload::timestamp(alert.updated_at);
-            if let Some(old) = self.entries.get_mut(&old_key).filter(|e| e.alert_id == alert.id && e.active()) {
-                old.alert.ends_at = Some(ended_at);
-                old.dirty = true;
+            match self.entries.get_mut(&old_key).filter(|e| e.alert_id == alert.id && e.active()) {
+                Some(old) if old.last_sent.is_none() => {
+                    self.entries.remove(&old_key);
+                }
+                Some(old) => {
+                    old.alert.ends_at = Some(ended_at);
+                    old.dirty = true;
+                }
+                None => {}
             }
         }
         let active = next.ends_at.is_none();

@@ -109,6 +109,18 @@ fn an_escalation_ends_the_old_label_set() {
 }
 
 #[test]
+fn an_escalation_before_the_first_push_sends_only_the_new_severity() {
+    let mut s = sink();
+    let (yellow, orange) = npl_alerts();
+    s.update(&yellow);
+    s.update(&orange);
+    let due = s.due(Instant::now());
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].labels["severity"], "orange");
+    assert_eq!(due[0].ends_at, None);
+}
+
+#[test]
 fn an_end_does_not_override_a_newer_alert_with_the_same_labels() {
     let mut s = sink();
     let (yellow, _) = npl_alerts();
