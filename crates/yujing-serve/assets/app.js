@@ -75,7 +75,10 @@ async function loadGeo() {
   const res = await fetch('/assets/chongqing.geojson');
   if (!res.ok) throw new Error(`chongqing.geojson: HTTP ${res.status}`);
   state.geo = await res.json();
-  for (const f of state.geo.features) state.names.set(f.properties.code, [f.properties.name, f.properties.name_en]);
+  for (const f of state.geo.features) {
+    state.names.set(f.properties.code, [f.properties.name, f.properties.name_en]);
+    state.regionOf.set(f.properties.code, f.properties.region);
+  }
   state.map = drawMap($('#map'), state.geo, (code) => {
     location.hash = `#/map/${code}`;
   });
@@ -87,11 +90,12 @@ function paintMap() {
   if (!state.map || !state.riskmap) return;
   const info = new Map();
   for (const e of state.riskmap.entities) {
-    state.regionOf.set(e.id, e.region);
     info.set(e.id, { grade: e.grade, label: `${fmtScore(e.score)} ${GRADES[e.grade][0]} ${GRADES[e.grade][1]}` });
   }
   const region = state.region;
-  state.map.colour(info, region ? (code) => state.regionOf.get(code) === region : null);
+  const inRegion = region ? (code) => state.regionOf.get(code) === region : null;
+  state.map.colour(info, inRegion);
+  state.map.zoom(inRegion);
   $('#map').dataset.period = state.riskmap.period || '';
   $('#map').dataset.sector = state.riskmap.sector || '';
 }

@@ -156,6 +156,35 @@ export function drawMap(container, geojson, onSelect) {
         t.textContent = it && it.label ? `${base} · ${it.label}` : base;
       }
     },
+    /**
+     * Zooms to the districts `inRegion` accepts (all when it is null), keeping labels at
+     * the same size on screen.
+     */
+    zoom(inRegion) {
+      let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+      for (const [code, p] of paths) {
+        if (inRegion && !inRegion(code)) continue;
+        const b = p.getBBox();
+        x0 = Math.min(x0, b.x);
+        y0 = Math.min(y0, b.y);
+        x1 = Math.max(x1, b.x + b.width);
+        y1 = Math.max(y1, b.y + b.height);
+      }
+      if (!inRegion || !Number.isFinite(x0)) {
+        svg.setAttribute('viewBox', `0 0 ${WIDTH} ${height}`);
+        svg.style.setProperty('--zoom', '1');
+        return;
+      }
+      // Keep the map's aspect ratio so the panel does not jump.
+      const pad = 12;
+      let w = x1 - x0 + 2 * pad, h = y1 - y0 + 2 * pad;
+      const aspect = WIDTH / height;
+      if (w / h < aspect) w = h * aspect;
+      else h = w / aspect;
+      const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+      svg.setAttribute('viewBox', `${(cx - w / 2).toFixed(1)} ${(cy - h / 2).toFixed(1)} ${w.toFixed(1)} ${h.toFixed(1)}`);
+      svg.style.setProperty('--zoom', String(WIDTH / w));
+    },
     /** Marks the selected district. */
     select(code) {
       for (const [c, p] of paths) p.classList.toggle('selected', c === code);

@@ -200,7 +200,12 @@ def main():
         features.append(
             {
                 "type": "Feature",
-                "properties": {"code": d["code"], "name": d["name_zh"], "name_en": d["name_pinyin"]},
+                "properties": {
+                    "code": d["code"],
+                    "name": d["name_zh"],
+                    "name_en": d["name_pinyin"],
+                    "region": d["region"],
+                },
                 "geometry": {"type": "MultiPolygon", "coordinates": polys},
             }
         )

@@ -33,13 +33,15 @@ const SHOT = process.env.YUJING_SCREENSHOT || path.join(root, 'target', 'browser
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const READY_WAIT_MS = 10 * 60 * 1000; // the demo replays two years of reports first
 
-/** The 38 district codes, from the fixtures (not from the page or the API). */
-const CODES = fs
+/** The 38 districts (code, region), from the fixtures (not from the page or the API). */
+const DISTRICTS = fs
   .readFileSync(path.join(root, 'fixtures', 'districts.csv'), 'utf8')
   .trim()
   .split('\n')
   .slice(1)
-  .map((l) => l.split(',')[0]);
+  .map((l) => l.split(','))
+  .map((f) => ({ code: f[0], region: f[3] }));
+const CODES = DISTRICTS.map((d) => d.code);
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -216,6 +218,24 @@ describe('the web page in headless Chromium', () => {
     // The demo's sample has planted trouble: the map is not all one colour.
     assert.ok(new Set(drawn.map((d) => d.grade)).size > 1, 'more than one grade on the map');
     assert.equal(await page.inputValue('#sel-period'), rm.period);
+  });
+
+  test('the region and sector selectors dim and recolour the map', async () => {
+    await page.selectOption('#sel-region', 'southeast');
+    const southeast = DISTRICTS.filter((d) => d.region === 'southeast').map((d) => d.code).sort();
+    await page.waitForFunction((n) => document.querySelectorAll('path.district:not(.dim)').length === n, southeast.length);
+    const lit = await page.$$eval('path.district:not(.dim)', (ps) => ps.map((p) => p.dataset.code).sort());
+    assert.deepEqual(lit, southeast);
+    await page.selectOption('#sel-sector', 'microloan');
+    await page.waitForFunction(() => document.querySelector('#map').dataset.sector === 'microloan');
+    const rm = await api('/riskmap?level=district&sector=microloan');
+    const grades = await page.$$eval('path.district', (ps) => ps.map((p) => [p.dataset.code, p.dataset.grade]));
+    const want = new Map(rm.entities.map((e) => [e.id, e.grade]));
+    for (const [code, grade] of grades) assert.equal(grade, want.get(code) || 'none', `${code} in microloan`);
+    await page.selectOption('#sel-sector', 'all');
+    await page.selectOption('#sel-region', '');
+    await page.waitForFunction(() => document.querySelector('#map').dataset.sector === 'all');
+    assert.equal(await page.$$eval('path.district.dim', (ps) => ps.length), 0);
   });
 
   test('clicking a district lists its institutions', async () => {
