@@ -7,7 +7,7 @@
 //
 //   npm ci --prefix crates/yujing-serve/tests/browser
 //   cargo build -p yujing
-//   node --test crates/yujing-serve/tests/browser/
+//   node --test crates/yujing-serve/tests/browser/*.test.mjs
 //
 // Environment: YUJING_BIN (default target/debug/yujing, or $CARGO_TARGET_DIR/debug/yujing),
 // YUJING_SCREENSHOT (default target/browser/screenshot.png), CHROMIUM (default
