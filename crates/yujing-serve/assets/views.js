@@ -161,6 +161,7 @@ export function renderInstitution(section, inst, districtHistory, onPeriod) {
         <h3>${bi(L.breakdown)} ${s ? `<span class="small">${bi(L.period)} ${esc(s.period)}</span>` : ''}</h3>
         ${s ? `<table id="breakdown" class="table"><thead><tr><th>${bi(L.indicator)}</th><th class="num">${bi(L.value)}</th><th class="num">${bi(L.cutoffs)}</th><th class="num">${bi(L.subScore)}</th><th class="num">${bi(L.weight)}</th><th class="num">${bi(L.points)}</th></tr></thead>
           <tbody>${rows}
+            <tr><td colspan="5">${bi(L.base)}</td><td class="num">${fmtScore(s.base_score)}</td></tr>
             <tr><td colspan="5">${bi(L.trend)} ${s.trend_z !== null && s.trend_z !== undefined ? `<span class="small">z = ${Number(s.trend_z).toFixed(2)}</span>` : ''}</td><td class="num">${Number(s.trend_points).toFixed(1)}</td></tr>
             <tr><th colspan="5">${bi(L.composite)}</th><th class="num">${fmtScore(s.score)}</th></tr>
           </tbody></table>

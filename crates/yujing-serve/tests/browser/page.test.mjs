@@ -236,6 +236,19 @@ describe('the web page in headless Chromium', () => {
     await page.selectOption('#sel-region', '');
     await page.waitForFunction(() => document.querySelector('#map').dataset.sector === 'all');
     assert.equal(await page.$$eval('path.district.dim', (ps) => ps.length), 0);
+    // An earlier period recolours the map as the API grades that period.
+    const periods = await page.$$eval('#sel-period option', (os) => os.map((o) => o.value));
+    const older = periods[periods.length - 1];
+    assert.notEqual(older, periods[0]);
+    await page.selectOption('#sel-period', older);
+    await page.waitForFunction((p) => document.querySelector('#map').dataset.period === p, older);
+    const then = await api(`/riskmap?level=district&period=${older}`);
+    const thenGrades = new Map(then.entities.map((e) => [e.id, e.grade]));
+    for (const [code, grade] of await page.$$eval('path.district', (ps) => ps.map((p) => [p.dataset.code, p.dataset.grade]))) {
+      assert.equal(grade, thenGrades.get(code) || 'none', `${code} in ${older}`);
+    }
+    await page.selectOption('#sel-period', periods[0]);
+    await page.waitForFunction((p) => document.querySelector('#map').dataset.period === p, periods[0]);
   });
 
   test('clicking a district lists its institutions', async () => {
@@ -297,6 +310,19 @@ describe('the web page in headless Chromium', () => {
     const audit = await api(`/audit?alert_id=${id}`);
     assert.ok(audit.items.some((e) => e.alert_id === id), 'the acknowledgement is audited');
     await page.waitForFunction((aid) => document.querySelector('#audit-table tbody').textContent.includes(aid), id);
+  });
+
+  test('an alert can be assigned', async () => {
+    const row = '#alert-table tbody tr[data-state="acknowledged"]';
+    const id = await page.getAttribute(row, 'data-alert-id');
+    await page.click(`${row}[data-alert-id="${id}"] button[data-action="assign"]`);
+    await page.fill('#alert-table tr.form-row input[name="value"]', '张伟 Zhang Wei');
+    await page.click('#alert-table tr.form-row button[type="submit"]');
+    await page.waitForFunction(
+      (aid) => document.querySelector(`#alert-table tr[data-alert-id="${aid}"] td.assignee`)?.textContent.includes('Zhang Wei'),
+      id,
+    );
+    assert.equal((await api(`/alerts/${id}`)).assignee, '张伟 Zhang Wei');
   });
 
   test('resolving needs a note', async () => {
