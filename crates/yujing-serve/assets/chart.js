@@ -34,10 +34,10 @@ export function scoreChart(points, extra, extraLabel) {
     parts.push(`<line x1="${left}" x2="${left + iw}" y1="${y(v)}" y2="${y(v)}" class="grid"/>`);
     parts.push(`<text x="${left - 6}" y="${y(v)}" class="axis" text-anchor="end" dominant-baseline="middle">${v}</text>`);
   }
-  // Period ticks: at most ~12 labels.
+  // Period ticks: at most ~12 labels, counted back from the latest period.
   const step = Math.max(1, Math.ceil(n / 12));
   periods.forEach((p, i) => {
-    if (i % step === 0 || i === n - 1) {
+    if ((n - 1 - i) % step === 0) {
       parts.push(`<text x="${x(p)}" y="${H - bottom + 16}" class="axis" text-anchor="middle">${esc(p)}</text>`);
     }
   });

@@ -154,7 +154,7 @@ export function renderInstitution(section, inst, districtHistory, onPeriod) {
     <div class="inst-grid">
       <div class="panel">
         <h3>${bi(L.history)}</h3>
-        <div id="institution-chart">${history.length ? scoreChart(history, extra, extra ? `${inst.district_name}` : '') : `<p class="small">${bi(L.noData)}</p>`}</div>
+        <div id="institution-chart">${history.length ? scoreChart(history, extra) : `<p class="small">${bi(L.noData)}</p>`}</div>
         <p class="small">— ${esc(inst.name)} &nbsp; ┄ ${esc(inst.district_name)} ${bi(lookup(SECTORS, inst.sector))}</p>
       </div>
       <div class="panel">
