@@ -298,7 +298,22 @@ describe('the web page in headless Chromium', () => {
 
   test('an alert can be acknowledged from the alert desk', async () => {
     await page.click('#tabs a[data-tab="alerts"]');
+    // Open and acknowledged alerts, a page at a time.
+    await page.waitForSelector('#alert-table tbody tr[data-alert-id]');
+    const active = await api('/alerts?state=active&limit=1');
+    assert.equal(Number(await page.textContent('#alert-total')), active.total);
+    const rows = () => page.$$eval('#alert-table tbody tr[data-alert-id]', (rs) => rs.length);
+    assert.equal(await rows(), Math.min(active.total, 50));
+    assert.equal(await page.isVisible('#alert-more'), active.total > 50);
+    if (active.total > 50) {
+      await page.click('#alert-more');
+      await page.waitForFunction((n) => document.querySelectorAll('#alert-table tbody tr[data-alert-id]').length === n, Math.min(active.total, 100));
+    }
     await page.selectOption('#filter-state', 'open');
+    await page.waitForFunction(() => {
+      const rs = [...document.querySelectorAll('#alert-table tbody tr[data-alert-id]')];
+      return rs.length > 0 && rs.every((r) => r.dataset.state === 'open');
+    });
     await page.waitForSelector('#alert-table tbody tr[data-state="open"] button[data-action="ack"]');
     const id = await page.getAttribute('#alert-table tbody tr[data-state="open"]', 'data-alert-id');
     const beforeAck = await api(`/alerts/${id}`);
