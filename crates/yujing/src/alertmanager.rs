@@ -17,6 +17,9 @@ use tokio::task::JoinHandle;
 use yujing_alert::{AlertmanagerConfig, AlertmanagerSink, PushCounters};
 use yujing_model::{Alert, Transition};
 
+/// How long [`AlertmanagerFeed::shutdown`] waits for the last push.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+
 /// A running Alertmanager feed.
 #[derive(Debug)]
 pub struct AlertmanagerFeed {
@@ -75,11 +78,19 @@ impl AlertmanagerFeed {
         Arc::clone(&self.counters)
     }
 
-    /// Stops the feed after one last push of whatever is due.
+    /// Stops the feed after one last push of whatever is due, waiting for it at most
+    /// [`SHUTDOWN_WAIT`]. Active alerts are announced again on the next start; an end
+    /// not pushed by then reaches Alertmanager as its `resolve_timeout`.
     pub async fn shutdown(self) {
         drop(self.tx);
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "alertmanager feed task failed");
+        let mut task = self.task;
+        match tokio::time::timeout(SHUTDOWN_WAIT, &mut task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "alertmanager feed task failed"),
+            Err(_) => {
+                task.abort();
+                tracing::warn!(wait = ?SHUTDOWN_WAIT, "alertmanager feed stopped before its last push completed");
+            }
         }
     }
 }

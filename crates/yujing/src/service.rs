@@ -144,6 +144,11 @@ pub async fn run(
         changed = restored.len(),
         "state restored"
     );
+    // Alertmanager feed (crate::alertmanager), when `[alertmanager] enabled = true`.
+    let alertmanager = crate::alertmanager::AlertmanagerFeed::spawn_if_enabled(&config.alertmanager, engine.alerts())?;
+    if let Some(am) = &alertmanager {
+        am.send(&restored);
+    }
     let mut source = KafkaSourceConfig {
         brokers: kafka.brokers.clone(),
         topic: kafka.reports_topic.clone(),
@@ -181,6 +186,9 @@ pub async fn run(
         // 2. One store transaction for the batch, with the positions it consumed.
         let checkpoints = checkpoints(&batch);
         persist(&mut engine, &mut store, &out.transitions, checkpoints)?;
+        if let Some(am) = &alertmanager {
+            am.send(&out.transitions);
+        }
         // 3. Only now may Kafka forget the messages.
         let positions: Vec<Position> = batch.iter().map(|i| i.position.clone()).collect();
         source.commit_through(&positions)?;
@@ -199,6 +207,9 @@ pub async fn run(
     ready.store(false, Ordering::Relaxed);
     source.close()?;
     sink.flush(Duration::from_secs(10))?;
+    if let Some(am) = alertmanager {
+        am.shutdown().await;
+    }
     Ok(())
 }
 
