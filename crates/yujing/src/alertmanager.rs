@@ -136,6 +136,21 @@ mod tests {
     }
 
     #[test]
+    fn an_enabled_feed_with_a_bad_url_is_a_located_config_error() {
+        let env = [
+            ("YUJING__ALERTMANAGER__ENABLED".to_owned(), "true".to_owned()),
+            ("YUJING__ALERTMANAGER__URL".to_owned(), "alertmanager:9093".to_owned()),
+        ];
+        match crate::config::Config::load_with_env(None, env.into_iter()) {
+            Err(crate::config::ConfigError::Invalid { key, message, .. }) => {
+                assert_eq!(key, "alertmanager.url");
+                assert!(message.contains("http://"), "{message}");
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn ticks_stay_within_bounds() {
         let at = |s| tick_every(&AlertmanagerConfig { resend_interval: Duration::from_secs(s), ..Default::default() });
         assert_eq!(at(1), Duration::from_secs(1));

@@ -89,6 +89,10 @@ enum Command {
         /// Last period, YYYY-MM.
         #[arg(long, default_value_t = FixtureSpec::default().to)]
         to: Period,
+        /// Months of visible deterioration before events that come with warning, MIN-MAX
+        /// (banks 3 to 4 more); the committed sample's are 3-8.
+        #[arg(long, default_value = "3-8", value_parser = parse_months)]
+        warning_months: (u32, u32),
     },
     /// Run the service: consume reports from Kafka, keep state in the store, publish alerts.
     Run {
@@ -151,10 +155,47 @@ enum Command {
         /// Judge only periods up to this one (YYYY-MM).
         #[arg(long)]
         to: Option<Period>,
-        /// Write the report (README.md, figures.csv, roc.svg, lead-times.svg) here.
+        /// Write the report (README.md, figures.csv, observations.csv, roc.svg,
+        /// lead-times.svg) here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also judge "any of these rules open" (comma-separated ids, or @FILE such as the
+        /// chosen-rules.txt that calibrate writes) as the signal `chosen-rules`.
+        #[arg(long)]
+        chosen_rules: Option<String>,
         /// Configuration file (defaults are embedded).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Choose grade lines, rule lines and a probability model that minimise the
+    /// preference-weighted loss on a training window; judge them on the later window and
+    /// write a suggested configuration with the before/after figures.
+    Calibrate {
+        /// JSONL files of reports v1, in arrival order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The ground truth: events.csv (institution_id,period,kind).
+        #[arg(long)]
+        events: PathBuf,
+        /// The last period of the training window (YYYY-MM); the test window follows.
+        #[arg(long)]
+        train_until: Period,
+        /// Preference θ: the weight of a missed event (a false alarm weighs 1−θ).
+        #[arg(long, default_value_t = 0.5)]
+        theta: f64,
+        /// Months ahead an event must fall to count as warned.
+        #[arg(long, default_value_t = 6)]
+        horizon: u32,
+        /// The probability at which the fitted model flags an institution.
+        #[arg(long, default_value_t = 0.3)]
+        flag_at: f64,
+        /// The highest noise-to-signal ratio the chosen rules may have together.
+        #[arg(long, default_value_t = 0.3)]
+        max_nsr: f64,
+        /// Output directory: suggested.toml, rules.toml, CALIBRATION.md, before/, after/.
+        #[arg(long)]
+        out: PathBuf,
+        /// Configuration file to start from (defaults are embedded).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -232,14 +273,20 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("{}: {} institution-periods, {} alerts", store.display(), e.ledger().len(), e.alerts().count());
             Ok(())
         }
-        Command::Fixtures { out, seed, institutions, from, to } => {
+        Command::Fixtures { out, seed, institutions, from, to, warning_months } => {
             if from > to {
                 bail!("--from {from} is after --to {to}");
             }
             let spec = FixtureSpec { seed, institutions, from, to };
             let bar = progress_bar();
             bar.set_message("generating");
-            let set = generate(&spec);
+            let precursors =
+                yujing::fixtures::Precursors { min_months: warning_months.0, max_months: warning_months.1 };
+            let set = if precursors == yujing::fixtures::Precursors::default() {
+                generate(&spec)
+            } else {
+                yujing::fixtures::generate_with(&spec, precursors)
+            };
             let written = write_dir(&set, &out, Some(&bar)).with_context(|| format!("writing {}", out.display()))?;
             bar.finish_and_clear();
             eprintln!(
@@ -251,14 +298,54 @@ fn run(cli: Cli) -> Result<()> {
             let _ = written;
             Ok(())
         }
-        Command::Backtest { files, events, horizon, theta, from, to, out, config } => {
+        Command::Backtest { files, events, horizon, theta, from, to, out, chosen_rules, config } => {
             let config = Config::load(config.as_deref())?;
             let rules = load_rules(&config)?;
             let window = window(from, to);
             let progress = std::io::stderr().is_terminal();
-            let opts = yujing::backtest::BacktestOptions { files, events, horizon, theta, window, out, progress };
+            let chosen_rules = match chosen_rules {
+                Some(s) => {
+                    let list = match s.strip_prefix('@') {
+                        Some(f) => std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?,
+                        None => s,
+                    };
+                    Some(list.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_string).collect())
+                }
+                None => None,
+            };
+            let opts = yujing::backtest::BacktestOptions {
+                files,
+                events,
+                horizon,
+                theta,
+                window,
+                out,
+                progress,
+                chosen_rules,
+            };
             let bt = yujing::backtest::run(&config, rules, &opts)?;
             print!("{}", yujing::backtest::report::markdown(&bt));
+            Ok(())
+        }
+        Command::Calibrate { files, events, train_until, theta, horizon, flag_at, max_nsr, out, config } => {
+            let config = Config::load(config.as_deref())?;
+            let rules = load_rules(&config)?;
+            let progress = std::io::stderr().is_terminal();
+            let opts = yujing::backtest::calibrate::CalibrateOptions {
+                files,
+                events: events.clone(),
+                horizon,
+                theta,
+                train_until,
+                out: out.clone(),
+                flag_at,
+                max_nsr,
+                progress,
+            };
+            let cal = yujing::backtest::calibrate::run(&config, rules, &opts)?;
+            let events = yujing::backtest::load_events(&events)?;
+            print!("{}", yujing::backtest::calibrate::markdown(&cal, &opts, &events));
+            eprintln!("suggested configuration written to {}", out.join("suggested.toml").display());
             Ok(())
         }
         Command::Stress { scenario, files, store, period, json, config } => {
@@ -334,6 +421,17 @@ fn stress(
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Parses `MIN-MAX` months.
+fn parse_months(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("{s}: expected MIN-MAX, e.g. 6-12"))?;
+    let (a, b): (u32, u32) =
+        (a.trim().parse().map_err(|e| format!("{a}: {e}"))?, b.trim().parse().map_err(|e| format!("{b}: {e}"))?);
+    if a == 0 || a > b {
+        return Err(format!("{s}: need 1 <= MIN <= MAX"));
+    }
+    Ok((a, b))
 }
 
 /// A judged window from optional ends.
