@@ -69,7 +69,8 @@ fn a_northeast_npl_shock_projects_as_worked_out_by_hand() {
             ("microloan-npl", EntityKind::Institution, None, Severity::Orange),
         ]
     );
-    let lit: Vec<Mechanism> = p.mechanisms.iter().filter(|m| m.before == 0 && m.after > 0).map(|m| m.mechanism).collect();
+    let lit: Vec<Mechanism> =
+        p.mechanisms.iter().filter(|m| m.before == 0 && m.after > 0).map(|m| m.mechanism).collect();
     assert_eq!(lit, vec![Mechanism::ExitMechanism, Mechanism::DistrictConcentration]);
 
     // Pure: the same inputs give the same projection, and the inputs are untouched.

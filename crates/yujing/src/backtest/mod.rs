@@ -318,6 +318,9 @@ pub struct BacktestOptions {
     pub out: Option<PathBuf>,
     /// Show a progress bar.
     pub progress: bool,
+    /// Also judge "any of these rules open" as the signal `chosen-rules` (the rules
+    /// `yujing calibrate` chose).
+    pub chosen_rules: Option<Vec<String>>,
 }
 
 /// A finished backtest.
@@ -400,7 +403,18 @@ pub fn judge(
 /// Replays the files walk-forward, judges the default signals and writes the report.
 pub fn run(config: &Config, rules: RulePack, opts: &BacktestOptions) -> Result<Backtest> {
     let events = load_events(&opts.events)?;
-    let signals = default_signals(config, &rules, config.probability.as_ref());
+    let mut signals = default_signals(config, &rules, config.probability.as_ref());
+    if let Some(chosen) = &opts.chosen_rules {
+        if let Some(bad) = chosen.iter().find(|r| rules.rule(r).is_none()) {
+            bail!("--chosen-rules: no rule {bad} in the rule pack");
+        }
+        signals.push(Signal {
+            name: "chosen-rules".into(),
+            kind: SignalKind::AnyRule(chosen.clone()),
+            threshold: 1.0,
+            sectors: Sector::ALL.to_vec(),
+        });
+    }
     let history = walk::walk_forward(config, rules, &opts.files, opts.progress)?;
     let bt = judge(&history, config.probability.as_ref(), &events, &signals, opts.horizon, opts.theta, opts.window);
     if let Some(dir) = &opts.out {
