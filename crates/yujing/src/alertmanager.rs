@@ -1,6 +1,6 @@
-//! The Alertmanager feed of `yujing run`: a task that owns the
-//! [`AlertmanagerSink`](yujing_alert::AlertmanagerSink), takes the alerts of every committed
-//! transition through a channel and pushes them (DESIGN §2, §6).
+//! The Alertmanager feed of `yujing run`: a task that owns the [`AlertmanagerSink`], takes
+//! the alerts of every committed transition through a channel and pushes them (DESIGN §2,
+//! §6).
 //!
 //! The service hands it the alerts active at start (so a restarted service tells
 //! Alertmanager again about everything still open), then the transitions of each batch
