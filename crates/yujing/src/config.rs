@@ -58,7 +58,7 @@ pub struct Config {
     pub kafka: crate::service::KafkaConfig,
     /// The durable store of `yujing run`.
     pub store: crate::service::StoreSection,
-    /// HTTP.
+    /// HTTP: the API, the web page, health and /metrics.
     pub serve: ServeConfig,
     /// Pushing alerts to Alertmanager (`yujing run`).
     pub alertmanager: yujing_alert::AlertmanagerConfig,
@@ -67,13 +67,8 @@ pub struct Config {
     pub probability: Option<crate::backtest::probability::ProbabilityConfig>,
 }
 
-/// HTTP settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServeConfig {
-    /// The address of /healthz and /readyz, e.g. "127.0.0.1:8080".
-    pub listen: String,
-}
+/// HTTP settings (`[serve]`): listen addresses, limits and the API's tokens.
+pub use yujing_serve::ServeConfig;
 
 /// A configuration problem, located where possible.
 #[derive(Debug, thiserror::Error)]

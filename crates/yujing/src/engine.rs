@@ -54,6 +54,10 @@ pub struct Stats {
     pub rejected: BTreeMap<Reason, u64>,
     /// Micro-batches processed.
     pub batches: u64,
+    /// Reports applied to the ledger, by sector (for metrics).
+    pub accepted_by_sector: BTreeMap<Sector, u64>,
+    /// Of the dead-lettered inputs, those the ledger refused (stale revisions).
+    pub ledger_rejected: u64,
 }
 
 impl Stats {
@@ -158,12 +162,14 @@ impl Engine {
             match self.ledger.apply(report) {
                 Outcome::New | Outcome::Replaced { .. } => {
                     self.stats.accepted += 1;
+                    *self.stats.accepted_by_sector.entry(sector).or_default() += 1;
                     changed.insert((sector, period));
                     entities.insert(inst);
                 }
                 Outcome::Duplicate => self.stats.duplicates += 1,
                 Outcome::Rejected(rej) => {
                     *self.stats.rejected.entry(rej.reason).or_default() += 1;
+                    self.stats.ledger_rejected += 1;
                     out.dead_letters.push(DeadLetter::new(rej, input.position.clone(), &input.bytes));
                 }
             }

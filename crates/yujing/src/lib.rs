@@ -14,12 +14,15 @@
 pub mod alertmanager;
 pub mod backtest;
 pub mod config;
+pub mod demo;
 pub mod durable;
 pub mod engine;
 pub mod fixtures;
+pub mod metrics;
 pub mod outbox;
 pub mod output;
 pub mod replay;
 pub mod report;
+pub mod serve;
 pub mod service;
 pub mod stress;

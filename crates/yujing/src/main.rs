@@ -6,8 +6,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use yujing::config::Config;
 use yujing::fixtures::{FixtureSpec, generate, write_dir};
-use yujing::replay::{ReplayOptions, export, jsonl_files, load_rules, replay};
-use yujing::report::{Style, risk_table, summary};
+use yujing::replay::{ReplayOptions, export, load_rules, replay};
+use yujing::report::{Style, summary};
 use yujing_model::Period;
 
 /// 渝警 yujing — scores Chongqing's supervised financial institutions from their reports and
@@ -22,8 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Replay the sample reports through the whole pipeline and show the district risk table
-    /// and the open red and orange alerts. Needs no Kafka.
+    /// Replay the sample reports through the whole pipeline and serve the web page, the API
+    /// and /metrics on 127.0.0.1 until Ctrl-C (--no-serve: print the district risk table and
+    /// the open red and orange alerts, and exit). Needs no Kafka.
     Demo {
         /// Directory of JSONL reports; generated there when it holds none.
         #[arg(long, default_value = "fixtures/sample")]
@@ -31,6 +32,27 @@ enum Command {
         /// Configuration file (defaults are embedded).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print the risk table and exit instead of serving.
+        #[arg(long)]
+        no_serve: bool,
+        /// Address of the web page and the API (overrides serve.listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Address of /metrics (overrides serve.metrics_listen).
+        #[arg(long)]
+        metrics_listen: Option<String>,
+        /// Pause between batches so the map fills in as if live, e.g. 200ms.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        pace: Option<std::time::Duration>,
+        /// Reports per batch (default: the config's; about a month's with --pace).
+        #[arg(long)]
+        batch_size: Option<usize>,
+    },
+    /// Print the SHA-256 (hex) of an API token, for [[serve.tokens]]; reads the token from
+    /// standard input when it is not given.
+    HashToken {
+        /// The token.
+        token: Option<String>,
     },
     /// Run JSONL report files through the pipeline to the end and write the results.
     Replay {
@@ -111,9 +133,12 @@ enum Command {
         /// The SQLite store (overrides store.path).
         #[arg(long)]
         store: Option<PathBuf>,
-        /// Address of /healthz and /readyz (overrides serve.listen).
+        /// Address of the API, /healthz and /readyz (overrides serve.listen).
         #[arg(long)]
         listen: Option<String>,
+        /// Address of /metrics (overrides serve.metrics_listen).
+        #[arg(long)]
+        metrics_listen: Option<String>,
         /// This instance's stable id in the consumer group (overrides kafka.instance_id):
         /// a restart takes its partitions back at once.
         #[arg(long)]
@@ -265,7 +290,33 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Demo { sample, config } => demo(&sample, config.as_deref()),
+        Command::Demo { sample, config, no_serve, listen, metrics_listen, pace, batch_size } => {
+            let opts = yujing::demo::DemoOptions {
+                sample,
+                config,
+                serve: !no_serve,
+                listen,
+                metrics_listen,
+                pace,
+                batch_size,
+            };
+            yujing::demo::demo(&opts)
+        }
+        Command::HashToken { token } => {
+            let token = match token {
+                Some(t) => t,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            if token.is_empty() {
+                bail!("the token is empty");
+            }
+            println!("{}", yujing_serve::hash_token(&token));
+            Ok(())
+        }
         Command::Export { store, config, alerts_out, scores_out } => {
             let config = Config::load(config.as_deref())?;
             let rules = load_rules(&config)?;
@@ -352,7 +403,7 @@ fn run(cli: Cli) -> Result<()> {
             stress(&scenario, &files, store.as_deref(), period, json.as_deref(), config.as_deref())
         }
         Command::CheckConfig { file } => check_config(&file),
-        Command::Run { config, brokers, topic, group, store, listen, instance_id } => {
+        Command::Run { config, brokers, topic, group, store, listen, metrics_listen, instance_id } => {
             let mut config = Config::load(config.as_deref())?;
             if let Some(b) = brokers {
                 config.kafka.brokers = b;
@@ -369,20 +420,15 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(l) = listen {
                 config.serve.listen = l;
             }
+            if let Some(l) = metrics_listen {
+                config.serve.metrics_listen = l;
+            }
             if let Some(i) = instance_id {
                 config.kafka.instance_id = i;
             }
             let rules = load_rules(&config)?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(async {
-                let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-                let listen = config.serve.listen.clone();
-                let flag = ready.clone();
-                let health = tokio::spawn(async move { yujing::service::serve_health(&listen, flag).await });
-                let result = yujing::service::run(&config, rules, &config.kafka, &config.store.path, ready).await;
-                health.abort();
-                result
-            })
+            runtime.block_on(yujing::serve::run_service(&config, rules))
         }
         Command::Produce { files, brokers, topic, rate } => produce(&files, &brokers, &topic, rate),
         Command::Config { config } => {
@@ -489,31 +535,5 @@ fn check_config(file: &Path) -> Result<()> {
         load_rules(&config)?;
         println!("{}: config OK", file.display());
     }
-    Ok(())
-}
-
-fn demo(sample: &Path, config: Option<&Path>) -> Result<()> {
-    let config = Config::load(config)?;
-    let rules = load_rules(&config)?;
-    let mut dir = sample.to_path_buf();
-    let mut files = if dir.is_dir() { jsonl_files(&dir)? } else { Vec::new() };
-    if files.is_empty() {
-        if sample == Path::new("fixtures/sample") && !sample.exists() {
-            dir = std::env::temp_dir().join("yujing-demo-sample");
-        }
-        eprintln!("generating the sample reports into {} …", dir.display());
-        let bar = progress_bar();
-        let set = generate(&FixtureSpec::default());
-        write_dir(&set, &dir, Some(&bar)).with_context(|| format!("writing {}", dir.display()))?;
-        bar.finish_and_clear();
-        files = jsonl_files(&dir)?;
-    }
-    eprintln!("replaying {} files from {} …", files.len(), dir.display());
-    let opts = ReplayOptions { files, progress: std::io::stderr().is_terminal(), ..Default::default() };
-    let r = replay(&config, rules, &opts)?;
-    let style = Style::detect();
-    eprint!("{}", summary(&r, style));
-    println!();
-    print!("{}", risk_table(&r.engine, style));
     Ok(())
 }

@@ -134,6 +134,7 @@ pub async fn run(
     kafka: &KafkaConfig,
     store_path: &std::path::Path,
     ready: Arc<AtomicBool>,
+    api: &mut crate::serve::ApiLink,
 ) -> Result<()> {
     let mut store = StoreConfig::at(store_path).build()?;
     let (mut engine, restored) = open_engine(config, rules, &mut store)?;
@@ -166,6 +167,9 @@ pub async fn run(
     let sink = KafkaProducerConfig { brokers: kafka.brokers.clone(), extra, ..Default::default() }.build()?;
     let source_ready = source.readiness();
     publish_outbox(&mut store, &sink, &kafka.alerts_topic).await?;
+    // The API: people's past actions, and the state as restored.
+    api.load_audit(&store)?;
+    api.publish(&engine, config);
 
     let stop = shutdown_signal();
     tokio::pin!(stop);
@@ -175,17 +179,27 @@ pub async fn run(
             b = source.next_batch() => b?,
         };
         ready.store(source_ready.load(Ordering::Relaxed), Ordering::Relaxed);
+        // API actions, between batches: each commits with its audit record, then goes out.
+        if api.drain(&mut engine, Some(&mut store)) > 0 {
+            publish_outbox(&mut store, &sink, &kafka.alerts_topic).await?;
+        }
+        api.metrics.set_consumer_lag(source.counters().lag);
         if batch.is_empty() {
             continue;
         }
+        let (before, started) = (engine.stats().clone(), std::time::Instant::now());
         let out = engine.process(&batch)?;
+        api.metrics.record_batch("kafka", &before, engine.stats(), &out, started.elapsed());
         // 1. Dead letters first: they must be safe before their offsets are.
         let letters: Vec<Record> =
             out.dead_letters.iter().map(|d| dead_letter_record(d, original(&batch, &d.position))).collect();
         sink.send_all(&kafka.dlq_topic, &letters).await.context("delivering dead letters")?;
         // 2. One store transaction for the batch, with the positions it consumed.
         let checkpoints = checkpoints(&batch);
-        persist(&mut engine, &mut store, &out.transitions, checkpoints)?;
+        let started = std::time::Instant::now();
+        let committed = persist(&mut engine, &mut store, &out.transitions, checkpoints);
+        api.metrics.record_store_commit(started.elapsed(), batch.len(), committed.is_ok());
+        committed?;
         if let Some(am) = &alertmanager {
             am.send(&out.transitions);
         }
@@ -196,6 +210,9 @@ pub async fn run(
         publish_outbox(&mut store, &sink, &kafka.alerts_topic).await?;
         let periods = engine.take_touched_periods();
         publish_scores(&engine, &periods, &sink, &kafka.scores_topic).await?;
+        api.metrics.observe_report_to_alert(&out.transitions);
+        api.metrics.record_committed();
+        api.publish(&engine, config);
         tracing::debug!(
             inputs = batch.len(),
             dead_letters = out.dead_letters.len(),

@@ -118,6 +118,9 @@ fn breakdown(snap: &Snapshot, inst: &InstitutionView, s: &InstitutionScore) -> B
     if s.trend_points > 0.0 {
         let _ = write!(explanation, " + trend {:.1}", s.trend_points);
     }
+    if s.base_score + s.trend_points > s.score + 0.05 {
+        explanation.push_str(" (capped at 100)");
+    }
     let mut parts: Vec<&IndicatorPart> = indicators.iter().collect();
     parts.sort_by(|a, b| b.points.total_cmp(&a.points));
     let said: Vec<String> = parts
