@@ -11,9 +11,11 @@
 //! never be overwritten by an earlier one.
 
 use crate::engine::Engine;
+use crate::metrics::Metrics;
 use crate::service::KafkaConfig;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use yujing_ingest::kafka::{KafkaSink, Record, dead_letter_record};
 use yujing_model::{DeadLetter, Level, Period, Transition};
@@ -46,6 +48,7 @@ pub struct Publisher {
     backoff: Duration,
     next_try: Option<Instant>,
     counters: PublishCounters,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The outcome of sending one ordered run of records.
@@ -69,6 +72,27 @@ impl Publisher {
             backoff: MIN_BACKOFF,
             next_try: None,
             counters: PublishCounters::default(),
+            metrics: None,
+        }
+    }
+
+    /// Also counts deliveries in `metrics` (`yujing_pipeline_records_total{stage="publish"}`,
+    /// `yujing_kafka_publish_failures_total{topic}`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Publisher {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&mut self, topic: &str, delivered: usize, failed: usize) {
+        self.counters.delivered += delivered as u64;
+        self.counters.failed += failed as u64;
+        if let Some(m) = &self.metrics {
+            if delivered > 0 {
+                m.record_publish(topic, delivered, true);
+            }
+            if failed > 0 {
+                m.record_publish(topic, failed, false);
+            }
         }
     }
 
@@ -183,19 +207,20 @@ impl Publisher {
             .collect();
         let results =
             futures::future::join_all(records.iter().map(|(_, r)| sink.send_record(&self.scores_topic, r))).await;
-        let mut failed = false;
+        let (mut delivered, mut failed) = (0, 0);
         for ((period, _), result) in records.iter().zip(results) {
             match result {
-                Ok(_) => self.counters.delivered += 1,
+                Ok(_) => delivered += 1,
                 Err(e) => {
-                    self.counters.failed += 1;
-                    failed = true;
+                    failed += 1;
                     tracing::debug!(topic = %self.scores_topic, error = %e, "district score not delivered");
                     self.pending_periods.insert(*period);
                 }
             }
         }
-        failed
+        let topic = self.scores_topic.clone();
+        self.count(&topic, delivered, failed);
+        failed > 0
     }
 
     /// Sends `records` (in sequence order) concurrently; the delivered prefix is what may be
@@ -203,15 +228,20 @@ impl Publisher {
     async fn send(&mut self, sink: &KafkaSink, topic: &str, records: &[(i64, Record)]) -> Sent {
         let results = futures::future::join_all(records.iter().map(|(_, r)| sink.send_record(topic, r))).await;
         let mut sent = Sent { delivered: Vec::new(), undeliverable: Vec::new(), failed: false };
+        let (mut delivered, mut failed) = (0, 0);
         for ((seq, record), result) in records.iter().zip(results) {
             match result {
                 Ok(_) if !sent.failed => {
-                    self.counters.delivered += 1;
+                    delivered += 1;
                     sent.delivered.push(*seq);
                 }
-                Ok(_) => {} // delivered, but after a failure: sent again in order next round
+                // Delivered, but after a failure: sent again in order next round.
+                Ok(_) => delivered += 1,
                 Err(e) if e.is_permanent() && !sent.failed => {
                     self.counters.undeliverable += 1;
+                    if let Some(m) = &self.metrics {
+                        m.record_publish(topic, 1, false);
+                    }
                     tracing::error!(topic, seq, key = %record.key, bytes = record.value.len(), error = %e,
                         "the broker refuses this record for good; it is kept in the store as undeliverable");
                     sent.undeliverable.push(*seq);
@@ -220,11 +250,12 @@ impl Publisher {
                     if !sent.failed {
                         tracing::warn!(topic, seq, error = %e, "delivery failed; this and later records stay pending");
                     }
-                    self.counters.failed += 1;
+                    failed += 1;
                     sent.failed = true;
                 }
             }
         }
+        self.count(topic, delivered, failed);
         sent
     }
 }

@@ -2,15 +2,17 @@
 //! to `yujing.alerts`, district scores to `yujing.scores`, bad input to the dead-letter
 //! topic (DESIGN §2, §7, §8).
 //!
-//! Per batch, in this order: dead letters are delivered; the batch's ledger changes,
-//! alerts, audit records and source offsets commit in one store transaction; the offsets
-//! are then stored in Kafka; finally the audit outbox is published. A crash anywhere
-//! replays at most the last batch, which the ledger turns into no-ops: at-least-once
-//! delivery, effectively exactly-once state.
+//! Per batch, in this order: the batch's ledger changes, alerts, audit records, dead
+//! letters and source offsets commit in one store transaction; the offsets are then stored
+//! in Kafka; finally the store's outbox (dead letters, transitions) and the changed district
+//! scores are published ([`crate::outbox`]). A crash anywhere replays at most the last
+//! batch, which the ledger turns into no-ops: at-least-once delivery, effectively
+//! exactly-once state. A failed delivery stays in the outbox and is retried with backoff
+//! while consumption goes on: no bad message and no broker hiccup stalls the pipeline.
 
 use crate::config::Config;
-use crate::durable::{open_engine, persist};
-use crate::engine::Engine;
+use crate::durable::{open_engine, persist_with_dead_letters};
+use crate::outbox::Publisher;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -19,9 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use yujing_alert::RulePack;
 use yujing_ingest::Input;
-use yujing_ingest::kafka::{KafkaProducerConfig, KafkaSink, KafkaSourceConfig, Record, dead_letter_record};
-use yujing_model::{Level, Position, Transition};
-use yujing_store::{Checkpoint, Store, StoreConfig};
+use yujing_ingest::kafka::{KafkaProducerConfig, KafkaSourceConfig};
+use yujing_model::Position;
+use yujing_store::{Checkpoint, StoreConfig, StoredDeadLetter};
 
 /// The `[kafka]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,57 +70,6 @@ pub struct StoreSection {
     pub path: PathBuf,
 }
 
-/// Publishes the store's audit outbox to the alerts topic and marks it published.
-async fn publish_outbox(store: &mut Store, sink: &KafkaSink, topic: &str) -> Result<usize> {
-    let mut published = 0;
-    loop {
-        let pending = store.audit(0, 1000, true)?;
-        let Some(last) = pending.last().map(|a| a.seq) else { return Ok(published) };
-        let records: Vec<Record> = pending
-            .iter()
-            .map(|a| {
-                let t: Transition = serde_json::from_str(&a.record)?;
-                let value = serde_json::to_vec(&t.alert)?;
-                let kind = a.kind.as_bytes().to_vec();
-                Ok(Record {
-                    key: a.alert_id.clone(),
-                    value,
-                    headers: vec![
-                        ("yujing.transition".into(), kind),
-                        ("yujing.by".into(), a.actor.clone().into_bytes()),
-                    ],
-                    partition: None,
-                })
-            })
-            .collect::<Result<_, serde_json::Error>>()?;
-        sink.send_all(topic, &records).await.context("publishing alert transitions")?;
-        store.mark_published(last)?;
-        published += records.len();
-    }
-}
-
-/// Publishes the district aggregates of the periods a batch touched.
-async fn publish_scores(
-    engine: &Engine,
-    periods: &[yujing_model::Period],
-    sink: &KafkaSink,
-    topic: &str,
-) -> Result<()> {
-    let records: Vec<Record> = engine
-        .aggregates()
-        .filter(|a| a.level == Level::District && periods.contains(&a.period))
-        .map(|a| {
-            Ok(Record {
-                key: format!("{}:{}:{}", a.entity_id, a.sector, a.period),
-                value: serde_json::to_vec(a)?,
-                headers: Vec::new(),
-                partition: None,
-            })
-        })
-        .collect::<Result<_, serde_json::Error>>()?;
-    sink.send_all(topic, &records).await.context("publishing district scores")
-}
-
 /// The original bytes behind a dead letter, found in its batch by position.
 fn original<'a>(batch: &'a [Input], position: &Position) -> &'a [u8] {
     batch
@@ -162,11 +113,22 @@ pub async fn run(
     }
     .build()?;
     // Dead letters carry the original bytes, which may be far larger than a report.
+    // A failed delivery is retried by the publisher, not held in the client.
     let mut extra = kafka.client.clone();
     extra.entry("message.max.bytes".into()).or_insert_with(|| "16777216".into());
-    let sink = KafkaProducerConfig { brokers: kafka.brokers.clone(), extra, ..Default::default() }.build()?;
+    let sink = KafkaProducerConfig {
+        brokers: kafka.brokers.clone(),
+        extra,
+        delivery_attempts: 1,
+        message_timeout: Duration::from_secs(15),
+        ..Default::default()
+    }
+    .build()?;
     let source_ready = source.readiness();
-    publish_outbox(&mut store, &sink, &kafka.alerts_topic).await?;
+    let mut publisher = Publisher::new(kafka).with_metrics(api.metrics.clone());
+    // What was pending before a stop is not known: the scores topic is compacted by key.
+    publisher.all_scores(&engine);
+    publisher.publish(&mut store, &engine, &sink).await?;
     // The API: people's past actions, and the state as restored.
     api.load_audit(&store)?;
     api.publish(&engine, config);
@@ -180,36 +142,39 @@ pub async fn run(
         };
         ready.store(source_ready.load(Ordering::Relaxed), Ordering::Relaxed);
         // API actions, between batches: each commits with its audit record, then goes out.
-        if api.drain(&mut engine, Some(&mut store)) > 0 {
-            publish_outbox(&mut store, &sink, &kafka.alerts_topic).await?;
-        }
+        api.drain(&mut engine, Some(&mut store));
         api.metrics.set_consumer_lag(source.counters().lag);
         if batch.is_empty() {
+            publisher.publish(&mut store, &engine, &sink).await?;
             continue;
         }
         let (before, started) = (engine.stats().clone(), std::time::Instant::now());
         let out = engine.process(&batch)?;
         api.metrics.record_batch("kafka", &before, engine.stats(), &out, started.elapsed());
-        // 1. Dead letters first: they must be safe before their offsets are.
-        let letters: Vec<Record> =
-            out.dead_letters.iter().map(|d| dead_letter_record(d, original(&batch, &d.position))).collect();
-        sink.send_all(&kafka.dlq_topic, &letters).await.context("delivering dead letters")?;
-        // 2. One store transaction for the batch, with the positions it consumed.
+        // 1. One store transaction for the batch, with its dead letters and the positions
+        // it consumed.
+        let letters = out
+            .dead_letters
+            .iter()
+            .map(|d| {
+                let record = serde_json::to_string(d)?;
+                Ok(StoredDeadLetter { seq: 0, record, original: original(&batch, &d.position).to_vec() })
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
         let checkpoints = checkpoints(&batch);
         let started = std::time::Instant::now();
-        let committed = persist(&mut engine, &mut store, &out.transitions, checkpoints);
+        let committed = persist_with_dead_letters(&mut engine, &mut store, &out.transitions, checkpoints, letters);
         api.metrics.record_store_commit(started.elapsed(), batch.len(), committed.is_ok());
         committed?;
         if let Some(am) = &alertmanager {
             am.send(&out.transitions);
         }
-        // 3. Only now may Kafka forget the messages.
+        // 2. Only now may Kafka forget the messages.
         let positions: Vec<Position> = batch.iter().map(|i| i.position.clone()).collect();
         source.commit_through(&positions)?;
-        // 4. Publish what changed.
-        publish_outbox(&mut store, &sink, &kafka.alerts_topic).await?;
-        let periods = engine.take_touched_periods();
-        publish_scores(&engine, &periods, &sink, &kafka.scores_topic).await?;
+        // 3. Publish what changed.
+        publisher.scores_changed(engine.take_touched_periods());
+        publisher.publish(&mut store, &engine, &sink).await?;
         api.metrics.observe_report_to_alert(&out.transitions);
         api.metrics.record_committed();
         api.publish(&engine, config);
@@ -223,7 +188,10 @@ pub async fn run(
     tracing::info!("shutting down: committing offsets and closing");
     ready.store(false, Ordering::Relaxed);
     source.close()?;
+    publisher.publish(&mut store, &engine, &sink).await?;
     sink.flush(Duration::from_secs(10))?;
+    let c = publisher.counters();
+    tracing::info!(delivered = c.delivered, failed = c.failed, undeliverable = c.undeliverable, "closed");
     if let Some(am) = alertmanager {
         am.shutdown().await;
     }

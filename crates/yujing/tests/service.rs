@@ -35,17 +35,19 @@ impl Drop for Running {
 }
 
 fn start_run(brokers: &str, store: &Path, group: &str) -> Running {
-    start_instance(brokers, store, group, "one")
+    start_instance(brokers, store, group, "one", &[])
 }
 
-/// `yujing run` as the static group member `instance`.
-fn start_instance(brokers: &str, store: &Path, group: &str, instance: &str) -> Running {
+/// `yujing run` as the static group member `instance`, with extra arguments.
+fn start_instance(brokers: &str, store: &Path, group: &str, instance: &str, args: &[&str]) -> Running {
     Running(Some(
         yujing()
             .args(["run", "--brokers", brokers, "--group", group, "--instance-id", instance, "--listen"])
             .arg(format!("127.0.0.1:{}", free_port()))
             .arg("--store")
             .arg(store)
+            .args(args)
+            .env("YUJING__SERVE__METRICS_LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("YUJING__KAFKA__BATCH_MAX_MESSAGES", "250")
             .spawn()
             .unwrap(),
@@ -60,10 +62,14 @@ fn lines() -> i64 {
         .sum()
 }
 
-/// Waits until the store has committed every one of `n` messages of the reports topic.
-fn wait_for(store: &Path, n: i64, within: Duration) {
+/// Waits until the store has committed `n` messages of the reports topic, failing at once
+/// if the service exits.
+fn wait_for(run: &mut Running, store: &Path, n: i64, within: Duration) {
     let t0 = Instant::now();
     loop {
+        if let Some(status) = run.0.as_mut().and_then(|c| c.try_wait().unwrap()) {
+            panic!("yujing run exited with {status} before committing {n} messages");
+        }
         let done: i64 = yujing_store::Store::open_read_only(store)
             .ok()
             .and_then(|s| s.checkpoints("kafka:yujing.reports").ok())
@@ -109,12 +115,12 @@ fn export(store: &Path, dir: &Path) -> (String, String) {
 }
 
 fn produce(brokers: &str) {
-    let out = yujing()
-        .arg("produce")
-        .args(sample())
-        .args(["--brokers", brokers, "--topic", "yujing.reports"])
-        .output()
-        .unwrap();
+    produce_files(brokers, &sample());
+}
+
+fn produce_files(brokers: &str, files: &[std::path::PathBuf]) {
+    let out =
+        yujing().arg("produce").args(files).args(["--brokers", brokers, "--topic", "yujing.reports"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -142,8 +148,8 @@ fn kafka_in_gives_what_replay_gives() {
     let want = reference(dir.path());
     produce(&b.addr());
     let store = dir.path().join("y.db");
-    let run = start_run(&b.addr(), &store, "g1");
-    wait_for(&store, lines(), Duration::from_secs(180));
+    let mut run = start_run(&b.addr(), &store, "g1");
+    wait_for(&mut run, &store, lines(), Duration::from_secs(180));
     stop(run);
     same(&want, &export(&store, dir.path()));
 }
@@ -172,8 +178,67 @@ fn kill_9_of_the_service_loses_nothing_and_doubles_nothing() {
         run.wait().unwrap();
     }
     assert_eq!(kills, 3, "the service is never meant to stop by itself");
-    let run = start_run(&b.addr(), &store, "g2");
-    wait_for(&store, lines(), Duration::from_secs(180));
+    let mut run = start_run(&b.addr(), &store, "g2");
+    wait_for(&mut run, &store, lines(), Duration::from_secs(180));
+    stop(run);
+    same(&want, &export(&store, dir.path()));
+}
+
+/// Regression: a dead letter the dead-letter topic refuses for good (larger than the
+/// producer may send) made delivery fail before the batch committed, so the service exited
+/// and, restarted, met the same message again: a crash loop. Now the dead letter is kept in
+/// the store as undeliverable and consumption goes on.
+#[test]
+fn undeliverable_dead_letter_does_not_crash_loop_the_service() {
+    let b = broker::Broker::start_with(broker::Storage::Sqlite);
+    topics(&b);
+    let dir = tempfile::tempdir().unwrap();
+    let first: Vec<String> =
+        std::fs::read_to_string(&sample()[0]).unwrap().lines().take(300).map(str::to_string).collect();
+    let mut lines = first[..150].to_vec();
+    lines.push(format!("{{\"pad\":\"{}\"}}", "x".repeat(200_000)));
+    lines.push("not json at all".into());
+    lines.extend_from_slice(&first[150..]);
+    let input = dir.path().join("poison.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    produce_files(&b.addr(), std::slice::from_ref(&input));
+    // The producer may send at most 100 kB: the 200 kB dead letter can never go out.
+    let config = dir.path().join("small.toml");
+    std::fs::write(&config, "[kafka.client]\n\"message.max.bytes\" = \"100000\"\n").unwrap();
+    let store = dir.path().join("y.db");
+    let mut run = start_instance(&b.addr(), &store, "g3", "one", &["--config", config.to_str().unwrap()]);
+    wait_for(&mut run, &store, lines.len() as i64, Duration::from_secs(120));
+    stop(run);
+    let s = yujing_store::Store::open_read_only(&store).unwrap();
+    let (pending, published, undeliverable) = s.dead_letter_counts().unwrap();
+    assert_eq!(undeliverable, 1, "the oversized dead letter is kept as undeliverable");
+    assert_eq!(pending, 0);
+    assert!(published >= 1, "the small dead letter went out");
+    // Every other report is in, as a replay of the same file has it.
+    let reference = dir.path().join("ref.db");
+    let out = yujing().arg("replay").arg(&input).arg("--store").arg(&reference).arg("--quiet").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want = yujing_store::Store::open_read_only(&reference).unwrap().report_count().unwrap();
+    assert!(want > 250, "the reference holds the reports");
+    assert_eq!(s.report_count().unwrap(), want);
+}
+
+/// The broker stops mid-stream and comes back (keeping its data): `yujing run` resumes by
+/// itself, with the same result as the replay.
+#[test]
+fn broker_restart_mid_stream_resumes_without_operator() {
+    let mut b = broker::Broker::start_with(broker::Storage::Sqlite);
+    topics(&b);
+    let dir = tempfile::tempdir().unwrap();
+    let want = reference(dir.path());
+    produce(&b.addr());
+    let store = dir.path().join("y.db");
+    let mut run = start_run(&b.addr(), &store, "g4");
+    wait_for(&mut run, &store, 500, Duration::from_secs(120));
+    b.stop();
+    std::thread::sleep(Duration::from_secs(5));
+    b.restart();
+    wait_for(&mut run, &store, lines(), Duration::from_secs(240));
     stop(run);
     same(&want, &export(&store, dir.path()));
 }
