@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
+use chrono::Timelike;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -191,6 +192,8 @@ impl ApiLink {
         req: &ActionRequest,
     ) -> Result<Alert, ActionError> {
         let now = chrono::Utc::now().with_timezone(&china_tz());
+        // Milliseconds are enough for people's actions, and read better.
+        let now = now.with_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
         let by = req.caller.name.as_str();
         let id = req.alert_id.as_str();
         let before = store.is_some().then(|| engine.book_mut().clone());
