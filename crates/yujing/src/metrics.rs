@@ -304,6 +304,13 @@ impl Metrics {
         }
     }
 
+    /// Brings the Alertmanager counters up to the feed's own totals (call after each batch
+    /// with `AlertmanagerFeed::counters()`' values); counters never go down.
+    pub fn sync_alertmanager(&self, pushes: u64, failures: u64) {
+        self.alertmanager_pushes.inc_by(pushes.saturating_sub(self.alertmanager_pushes.get()));
+        self.alertmanager_push_failures.inc_by(failures.saturating_sub(self.alertmanager_push_failures.get()));
+    }
+
     /// Sets readiness.
     pub fn set_ready(&self, ready: bool) {
         self.ready.set(i64::from(ready));
@@ -360,5 +367,14 @@ mod tests {
             }
         }
         assert!(names.contains(&"yujing_build_info") && names.contains(&"yujing_alerts_open"));
+    }
+
+    #[test]
+    fn alertmanager_counters_follow_the_feed_totals() {
+        let m = Metrics::new().unwrap();
+        m.sync_alertmanager(3, 1);
+        m.sync_alertmanager(5, 1);
+        m.sync_alertmanager(4, 0);
+        assert_eq!((m.alertmanager_pushes.get(), m.alertmanager_push_failures.get()), (5, 1));
     }
 }
