@@ -178,6 +178,12 @@ impl ApiLink {
     /// alert and the audit record in one transaction; then publishes the changed alert and
     /// replies. A failed commit leaves the book as it was.
     pub fn apply(&mut self, engine: &mut Engine, store: Option<&mut Store>, req: ActionRequest) {
+        // The request timed out (the client got 503) while it waited for a batch to end: do
+        // not apply what the client was told failed.
+        if req.reply.is_closed() {
+            tracing::info!(alert = %req.alert_id, by = %req.caller.name, "alert action dropped: its request timed out");
+            return;
+        }
         let outcome = self.try_apply(engine, store, &req);
         if let Err(e) = &outcome {
             tracing::info!(alert = %req.alert_id, by = %req.caller.name, error = %e, "alert action refused");

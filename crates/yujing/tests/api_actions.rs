@@ -80,6 +80,15 @@ fn actions_are_stored_audited_published_and_survive_a_restart() {
     assert_eq!(r.state, AlertState::Resolved);
     assert_eq!(r.note.as_deref(), Some("机构已补报并整改"));
 
+    // A request whose client gave up (timed out) before the pipeline took it is not applied.
+    let (reply, answer) = oneshot::channel();
+    drop(answer);
+    let caller = Caller { name: "duty-desk".into(), role: Role::Regulator };
+    let action = AlertAction::Assign { assignee: "王五".into() };
+    tx.blocking_send(ActionRequest { alert_id: first.id.clone(), caller, action, reply }).unwrap();
+    assert_eq!(api.drain(&mut engine, Some(&mut store)), 1);
+    assert_eq!(snapshots.load().alert(&first.id).unwrap().assignee, None);
+
     // The next snapshot shows both, with who did what.
     let snap = snapshots.load();
     assert_eq!(snap.alert(&first.id).unwrap().state, AlertState::Acknowledged);
