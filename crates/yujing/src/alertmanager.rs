@@ -72,6 +72,17 @@ impl AlertmanagerFeed {
         }
     }
 
+    /// Hands over alerts that people's actions changed (acknowledged, assigned, resolved).
+    pub fn send_alerts(&self, alerts: Vec<yujing_model::Alert>) {
+        if alerts.is_empty() {
+            return;
+        }
+        let n = alerts.len();
+        if self.tx.send(alerts).is_err() {
+            tracing::error!(alerts = n, "alertmanager feed has stopped; alerts not handed over");
+        }
+    }
+
     /// The push counters (for `yujing_alertmanager_pushes_total` and
     /// `yujing_alertmanager_push_failures_total`).
     pub fn counters(&self) -> Arc<PushCounters> {

@@ -162,7 +162,9 @@ async fn pipeline(
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => break,
                     req = link.actions.recv() => match req {
-                        Some(req) => link.apply(engine, None, req),
+                        Some(req) => {
+                            link.apply(engine, None, req);
+                        }
                         None => return Ok(()),
                     },
                 }

@@ -176,19 +176,21 @@ impl ApiLink {
 
     /// Applies one action: to the alert book, then (when there is a store) the action, the
     /// alert and the audit record in one transaction; then publishes the changed alert and
-    /// replies. A failed commit leaves the book as it was.
-    pub fn apply(&mut self, engine: &mut Engine, store: Option<&mut Store>, req: ActionRequest) {
+    /// replies. A failed commit leaves the book as it was. Returns the changed alert.
+    pub fn apply(&mut self, engine: &mut Engine, store: Option<&mut Store>, req: ActionRequest) -> Option<Alert> {
         // The request timed out (the client got 503) while it waited for a batch to end: do
         // not apply what the client was told failed.
         if req.reply.is_closed() {
             tracing::info!(alert = %req.alert_id, by = %req.caller.name, "alert action dropped: its request timed out");
-            return;
+            return None;
         }
         let outcome = self.try_apply(engine, store, &req);
         if let Err(e) = &outcome {
             tracing::info!(alert = %req.alert_id, by = %req.caller.name, error = %e, "alert action refused");
         }
+        let changed = outcome.as_ref().ok().cloned();
         let _ = req.reply.send(outcome);
+        changed
     }
 
     fn try_apply(
@@ -232,14 +234,13 @@ impl ApiLink {
         Ok(transition.alert)
     }
 
-    /// Applies every waiting action (between batches); returns how many were taken.
-    pub fn drain(&mut self, engine: &mut Engine, mut store: Option<&mut Store>) -> usize {
-        let mut n = 0;
+    /// Applies every waiting action (between batches); returns the alerts they changed.
+    pub fn drain(&mut self, engine: &mut Engine, mut store: Option<&mut Store>) -> Vec<Alert> {
+        let mut changed = Vec::new();
         while let Ok(req) = self.actions.try_recv() {
-            self.apply(engine, store.as_deref_mut(), req);
-            n += 1;
+            changed.extend(self.apply(engine, store.as_deref_mut(), req));
         }
-        n
+        changed
     }
 }
 

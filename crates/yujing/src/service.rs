@@ -142,7 +142,12 @@ pub async fn run(
         };
         ready.store(source_ready.load(Ordering::Relaxed), Ordering::Relaxed);
         // API actions, between batches: each commits with its audit record, then goes out.
-        api.drain(&mut engine, Some(&mut store));
+        let acted = api.drain(&mut engine, Some(&mut store));
+        if let Some(am) = &alertmanager {
+            am.send_alerts(acted);
+            let c = am.counters();
+            api.metrics.sync_alertmanager(c.pushes.load(Ordering::Relaxed), c.failures.load(Ordering::Relaxed));
+        }
         api.metrics.set_consumer_lag(source.counters().lag);
         if batch.is_empty() {
             publisher.publish(&mut store, &engine, &sink).await?;

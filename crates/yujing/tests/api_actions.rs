@@ -43,8 +43,11 @@ fn act(
     let (reply, answer) = oneshot::channel();
     let caller = Caller { name: who.0.into(), role: who.1 };
     tx.blocking_send(ActionRequest { alert_id: id.into(), caller, action, reply }).unwrap();
-    assert_eq!(link.drain(engine, Some(store)), 1);
-    answer.blocking_recv().unwrap()
+    let changed = link.drain(engine, Some(store));
+    let answer = answer.blocking_recv().unwrap();
+    let ids: Vec<&str> = changed.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, answer.as_ref().ok().map(|a| a.id.as_str()).into_iter().collect::<Vec<_>>());
+    answer
 }
 
 #[test]
@@ -86,7 +89,7 @@ fn actions_are_stored_audited_published_and_survive_a_restart() {
     let caller = Caller { name: "duty-desk".into(), role: Role::Regulator };
     let action = AlertAction::Assign { assignee: "王五".into() };
     tx.blocking_send(ActionRequest { alert_id: first.id.clone(), caller, action, reply }).unwrap();
-    assert_eq!(api.drain(&mut engine, Some(&mut store)), 1);
+    assert!(api.drain(&mut engine, Some(&mut store)).is_empty(), "a timed-out request changes nothing");
     assert_eq!(snapshots.load().alert(&first.id).unwrap().assignee, None);
 
     // The next snapshot shows both, with who did what.
