@@ -11,7 +11,8 @@
 //!    point by point, ignoring streaks and hysteresis — the replay in step 3 judges the real
 //!    alerts.
 //! 3. The grade lines move with the composite's line (yellow = the chosen line, the others
-//!    keep their distances, clamped into 0..100); the history is replayed again with the
+//!    keep their distances, clamped into 0..100; a rule with fewer than [`MIN_EVENTS`]
+//!    positive training observations keeps its lines); the history is replayed again with the
 //!    suggested configuration and rule pack.
 //! 4. The probability model is fitted (linfa-logistic) on the training observations of that
 //!    replay.
@@ -92,6 +93,10 @@ pub struct Calibration {
     pub chosen_rules: Vec<String>,
 }
 
+/// A rule's lines move only when this many training observations of its sectors are
+/// followed by an event.
+pub const MIN_EVENTS: usize = 10;
+
 /// The value a rule watches, as a snapshot knows it.
 fn metric_value(s: &Snapshot, metric: &str) -> Option<f64> {
     match metric {
@@ -161,7 +166,14 @@ fn choose(config: &Config, rules: &RulePack, train: &[super::Observation], theta
             .filter(|o| sectors.contains(&o.snap.score.sector))
             .map(|o| (metric_value(o.snap, &r.metric), o.positive()))
             .collect();
-        let (line, b, a) = best_line(&obs, r.direction, lowest.at, theta);
+        // Too few events to move a line on: keep it (banks fail rarely).
+        let positives = obs.iter().filter(|(_, e)| *e).count();
+        let (line, b, a) = if positives < MIN_EVENTS {
+            let t = best_line(&obs, r.direction, lowest.at, theta).1;
+            (lowest.at, t, t)
+        } else {
+            best_line(&obs, r.direction, lowest.at, theta)
+        };
         out.push(Choice {
             what: r.id.clone(),
             metric: r.metric.clone(),

@@ -170,7 +170,7 @@ fn esc(s: &str) -> String {
 /// ROC curves of the composite (all sectors and each), any distress rule and the
 /// probability, with the chance diagonal.
 pub fn roc_svg(bt: &Backtest) -> String {
-    let (w, h, m) = (560.0, 460.0, 50.0);
+    let (w, h, m) = (700.0, 460.0, 50.0);
     let side = 360.0;
     let x = |v: f64| m + v * side;
     let y = |v: f64| m + side - v * side;
@@ -182,8 +182,12 @@ pub fn roc_svg(bt: &Backtest) -> String {
         }
     }
     for f in bt.figures.iter().filter(|f| f.sector == "all") {
-        if f.signal == "any-distress-rule" || f.signal.starts_with("p_event") {
-            let label = if f.signal.starts_with("p_event") { "probability".into() } else { "alert severity".into() };
+        if f.signal == "any-distress-rule" || f.signal == "chosen-rules" || f.signal.starts_with("p_event") {
+            let label = match f.signal.as_str() {
+                "any-distress-rule" => "any distress alert".to_string(),
+                "chosen-rules" => "chosen rules' alerts".to_string(),
+                _ => "probability".to_string(),
+            };
             curves.push((label, f));
         }
     }
@@ -233,7 +237,7 @@ pub fn roc_svg(bt: &Backtest) -> String {
     );
     for (i, (label, f)) in curves.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let pts: Vec<String> = f.roc.iter().map(|(fx, fy)| format!("{:.1},{:.1}", x(*fx), y(*fy))).collect();
+        let pts: Vec<String> = thin(&f.roc).iter().map(|(fx, fy)| format!("{:.1},{:.1}", x(*fx), y(*fy))).collect();
         let width = if f.sector == "all" { 2.5 } else { 1.2 };
         let _ = writeln!(
             s,
@@ -259,22 +263,41 @@ pub fn roc_svg(bt: &Backtest) -> String {
     s
 }
 
+/// The points of a curve that move it by at least 0.2% of the plot (and the last one): a
+/// curve of thousands of distinct scores draws the same with a few hundred points.
+fn thin(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        let keep = match out.last() {
+            None => true,
+            Some(q) => i + 1 == points.len() || (p.0 - q.0).abs() >= 0.002 || (p.1 - q.1).abs() >= 0.002,
+        };
+        if keep {
+            out.push(*p);
+        }
+    }
+    out
+}
+
 /// Histograms of the lead times of warned events: the composite at its headline line and
 /// any distress rule, side by side per month of lead.
 pub fn lead_svg(bt: &Backtest) -> String {
-    let series: Vec<&Figures> = headline_score(bt)
-        .into_iter()
-        .chain(bt.figures.iter().find(|f| f.signal == "any-distress-rule" && f.sector == "all"))
-        .collect();
+    let rules = bt
+        .figures
+        .iter()
+        .find(|f| f.signal == "chosen-rules" && f.sector == "all")
+        .or_else(|| bt.figures.iter().find(|f| f.signal == "any-distress-rule" && f.sector == "all"));
+    let series: Vec<&Figures> = headline_score(bt).into_iter().chain(rules).collect();
     let max_lead = bt.horizon.max(1) as usize;
+    // Leads run from 1 (signalled the period before the event) to the horizon.
     let counts: Vec<Vec<usize>> = series
         .iter()
-        .map(|f| (0..=max_lead).map(|l| f.leads.iter().filter(|x| **x as usize == l).count()).collect())
+        .map(|f| (1..=max_lead).map(|l| f.leads.iter().filter(|x| **x as usize == l).count()).collect())
         .collect();
     let top = counts.iter().flatten().copied().max().unwrap_or(0).max(1);
-    let (w, h, m) = (560.0, 360.0, 50.0);
-    let (pw, ph) = (w - 2.0 * m, h - 2.0 * m - 30.0);
-    let slot = pw / (max_lead + 1) as f64;
+    let (w, h, m) = (560.0, 380.0, 50.0);
+    let (pw, ph) = (w - 2.0 * m, h - 2.0 * m - 50.0);
+    let slot = pw / max_lead as f64;
     let bar = slot * 0.8 / series.len().max(1) as f64;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
@@ -285,8 +308,7 @@ pub fn lead_svg(bt: &Backtest) -> String {
         "<text x=\"{m}\" y=\"30\" font-size=\"15\">Lead time of warned events (months before the event)</text>"
     );
     let base = m + ph;
-    let _ = writeln!(s, "<line x1=\"{m}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#333\"/>", m + pw);
-    for k in 0..=4 {
+    for k in 1..=4 {
         let v = top as f64 * f64::from(k) / 4.0;
         let yy = base - ph * f64::from(k) / 4.0;
         let _ = writeln!(
@@ -298,12 +320,21 @@ pub fn lead_svg(bt: &Backtest) -> String {
             yy + 4.0
         );
     }
-    for l in 0..=max_lead {
+    let _ = writeln!(
+        s,
+        "<line x1=\"{m}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"#333\"/><text x=\"{}\" y=\"{}\" \
+         text-anchor=\"middle\">months from the first warning to the event</text>",
+        m + pw,
+        m + pw / 2.0,
+        base + 34.0
+    );
+    for l in 0..max_lead {
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{l}</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
             m + slot * (l as f64 + 0.5),
-            base + 16.0
+            base + 16.0,
+            l + 1
         );
         for (i, c) in counts.iter().enumerate() {
             let bh = ph * c[l] as f64 / top as f64;
@@ -319,15 +350,15 @@ pub fn lead_svg(bt: &Backtest) -> String {
         }
     }
     for (i, f) in series.iter().enumerate() {
-        let lx = m + 200.0 * i as f64;
+        let ly = h - 40.0 + 18.0 * i as f64;
         let _ = writeln!(
             s,
-            "<rect x=\"{lx}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{} \
-             (median {}, {}/{} warned)</text>",
-            h - 22.0,
+            "<rect x=\"{m}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{} \
+             (median {}, {}/{} events warned)</text>",
+            ly - 10.0,
             COLORS[i % COLORS.len()],
-            lx + 16.0,
-            h - 12.0,
+            m + 16.0,
+            ly,
             esc(&f.signal),
             num(f.median_lead, 1),
             f.events_warned,
