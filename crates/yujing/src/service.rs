@@ -111,7 +111,8 @@ pub async fn run(
         session_timeout: kafka.session_timeout,
         extra: consumer_settings(kafka),
     }
-    .build()?;
+    // Partitions start where this instance's store says it stopped (DESIGN §7, §8).
+    .build_resuming(resume_positions(&store, &kafka.reports_topic)?)?;
     // Dead letters carry the original bytes, which may be far larger than a report.
     // A failed delivery is retried by the publisher, not held in the client.
     let mut extra = kafka.client.clone();
@@ -201,6 +202,12 @@ pub async fn run(
         am.shutdown().await;
     }
     Ok(())
+}
+
+/// The store's next offset to read per partition of `topic`.
+fn resume_positions(store: &yujing_store::Store, topic: &str) -> Result<std::collections::BTreeMap<i32, i64>> {
+    let source = format!("kafka:{topic}");
+    Ok(store.checkpoints(&source)?.into_iter().map(|c| (c.partition, c.next_offset)).collect())
 }
 
 /// The consumer's librdkafka settings: the `client` pass-through plus static membership.

@@ -6,9 +6,9 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Counters shared by the source, its context and whoever reads them.
 #[derive(Debug, Default)]
@@ -30,6 +30,10 @@ pub(crate) struct SourceContext {
     pub(crate) topic: String,
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) cells: Arc<Cells>,
+    /// Where to start each partition when it is assigned: `None` to use the group's
+    /// committed offsets; otherwise the caller's positions (its store's checkpoints), and
+    /// the beginning of a partition it has none for.
+    pub(crate) positions: Option<Arc<Mutex<BTreeMap<i32, i64>>>>,
 }
 
 /// Whether an error means the broker cannot be reached (as opposed to a bad request).
@@ -162,6 +166,35 @@ impl ConsumerContext for SourceContext {
         }
     }
 
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let (Rebalance::Assign(tpl), Some(positions)) = (rebalance, &self.positions) else { return };
+        if tpl.count() == 0 {
+            return;
+        }
+        // Assign again, at the positions the caller's store has committed: the store, not
+        // the group's offsets, says what has been processed, so a partition that moves to
+        // an instance that never had it is read from its beginning.
+        let known = positions.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut at = TopicPartitionList::new();
+        let mut described = Vec::new();
+        for e in tpl.elements() {
+            let offset = match known.get(&e.partition()) {
+                Some(&next) => rdkafka::Offset::Offset(next),
+                None => rdkafka::Offset::Beginning,
+            };
+            described.push(format!("{}/{}@{offset:?}", e.topic(), e.partition()));
+            if let Err(err) = at.add_partition_offset(e.topic(), e.partition(), offset) {
+                tracing::error!(source = %self.name, error = %err, "cannot set a start position");
+                return;
+            }
+        }
+        match consumer.assign(&at) {
+            Ok(()) => tracing::info!(source = %self.name, positions = %described.join(","),
+                "partitions start at the store's positions"),
+            Err(err) => tracing::error!(source = %self.name, error = %err, "cannot start at the store's positions"),
+        }
+    }
+
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => {
@@ -187,6 +220,7 @@ mod tests {
             topic: "t".into(),
             ready: Arc::new(AtomicBool::new(false)),
             cells: Arc::new(Cells::default()),
+            positions: None,
         }
     }
 

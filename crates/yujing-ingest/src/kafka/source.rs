@@ -12,8 +12,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use yujing_model::Position;
@@ -109,8 +109,25 @@ impl Default for KafkaSourceConfig {
 impl KafkaSourceConfig {
     /// Creates the consumer and subscribes it to the topic. Connecting happens in the
     /// background: an unreachable broker is not an error here (see
-    /// [`KafkaSource::readiness`]). Must be called inside a tokio runtime.
+    /// [`KafkaSource::readiness`]). Must be called inside a tokio runtime. Assigned
+    /// partitions start at the group's committed offsets.
     pub fn build(self) -> Result<KafkaSource> {
+        self.build_with(None)
+    }
+
+    /// [`build`](Self::build), but each assigned partition starts at `positions` (the next
+    /// offset to read, by partition: the caller's durable checkpoints), or at its beginning
+    /// when `positions` has none for it, whatever the group has committed. The source keeps
+    /// the positions up to date as [`KafkaSource::commit_through`] is called, so a partition
+    /// that comes back after a rebalance resumes where this instance left it. This makes the
+    /// caller's store, not the group, the record of what was processed: a partition that
+    /// moves to an instance that never had it is read from its beginning, so that instance
+    /// has the whole history (the topic must keep it).
+    pub fn build_resuming(self, positions: BTreeMap<i32, i64>) -> Result<KafkaSource> {
+        self.build_with(Some(Arc::new(Mutex::new(positions))))
+    }
+
+    fn build_with(self, positions: Option<Arc<Mutex<BTreeMap<i32, i64>>>>) -> Result<KafkaSource> {
         if self.batch_max_messages == 0 {
             return Err(Error::KafkaSetup("`batch_max_messages` must be at least 1".into()));
         }
@@ -134,8 +151,13 @@ impl KafkaSourceConfig {
         let name = format!("kafka:{}", self.topic);
         let ready = Arc::new(AtomicBool::new(false));
         let cells = Arc::new(Cells { lag: (-1).into(), ..Cells::default() });
-        let context =
-            SourceContext { name: name.clone(), topic: self.topic.clone(), ready: ready.clone(), cells: cells.clone() };
+        let context = SourceContext {
+            name: name.clone(),
+            topic: self.topic.clone(),
+            ready: ready.clone(),
+            cells: cells.clone(),
+            positions: positions.clone(),
+        };
         let consumer =
             StreamConsumer::from_config_and_context(&config, context).map_err(kafka_err("create the consumer"))?;
         consumer.subscribe(&[self.topic.as_str()]).map_err(kafka_err(format!("subscribe to {}", self.topic)))?;
@@ -148,6 +170,7 @@ impl KafkaSourceConfig {
             cells,
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(2)),
             last_error_log: None,
+            positions,
         })
     }
 }
@@ -181,6 +204,7 @@ pub struct KafkaSource {
     cells: Arc<Cells>,
     backoff: Backoff,
     last_error_log: Option<Instant>,
+    positions: Option<Arc<Mutex<BTreeMap<i32, i64>>>>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -305,6 +329,12 @@ impl KafkaSource {
         }
         if highest.is_empty() {
             return Ok(());
+        }
+        if let Some(Ok(mut positions)) = self.positions.as_ref().map(|p| p.lock()) {
+            for (&partition, &offset) in &highest {
+                let next = positions.entry(partition).or_insert(offset + 1);
+                *next = (*next).max(offset + 1);
+            }
         }
         let mut stored = 0;
         for (partition, offset) in highest {
