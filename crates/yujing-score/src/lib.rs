@@ -5,6 +5,7 @@
 //! deterioration against the sector's changes (a z-score, with statrs) adds points; grades
 //! follow the blue/yellow/orange/red lines. Work is done per micro-batch: a batch scores only
 //! the sector-periods it touched, in one DataFrame per sector, never one per report.
+//! [`stress`] parses stress scenarios and applies their shocks to copies of reports.
 //!
 //! ```
 //! use std::collections::BTreeSet;

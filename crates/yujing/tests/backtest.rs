@@ -122,7 +122,7 @@ fn calibration_writes_a_loadable_suggested_config() {
     load_rules(&suggested).unwrap();
     let g = suggested.score.grades;
     assert!(g.blue < g.yellow && g.yellow < g.orange && g.orange < g.red && g.red <= 100.0);
-    assert_eq!(g.yellow, cal.choices[0].after.clamp(2.0, 99.0));
+    assert!((g.yellow - cal.choices[0].after).abs() < 0.051 || g.red == 100.0, "{g:?} {:?}", cal.choices[0]);
     for dir in ["before", "after"] {
         assert!(out.join(dir).join("README.md").exists());
     }
@@ -130,9 +130,9 @@ fn calibration_writes_a_loadable_suggested_config() {
     // The chosen rules keep their noise-to-signal ratio within the cap on the training window
     // by construction; the test window is only reported.
     assert!(cal.after.get("chosen-rules", "all").is_some());
-    // The model puts a riskier institution-period (score and base score both higher) at a
-    // higher probability; the two are collinear, so only their sum has a sign to check.
-    assert!(p.coefficients["score"] + p.coefficients["base_score"] > 0.0, "{p:?}");
+    // The model ranks the test window's institution-periods better than chance.
+    let p_fig = cal.after.figures.iter().find(|f| f.signal.starts_with("p_event") && f.sector == "all").unwrap();
+    assert!(p_fig.auroc.unwrap() > 0.6, "{p_fig:?} {p:?}");
 }
 
 /// The acceptance figures on a history the calibration never saw: generate it,

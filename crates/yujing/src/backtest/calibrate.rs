@@ -149,7 +149,8 @@ fn choose(config: &Config, rules: &RulePack, train: &[super::Observation], theta
         what: "score".into(),
         metric: "score".into(),
         before: config.score.grades.yellow,
-        after: round_sig(line),
+        // Grade lines are kept to a tenth of a point.
+        after: (line * 10.0).round() / 10.0,
         train_before: b,
         train_after: a,
         chosen: a.loss(theta) < floor,

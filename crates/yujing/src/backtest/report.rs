@@ -368,3 +368,18 @@ pub fn lead_svg(bt: &Backtest) -> String {
     s.push_str("</svg>\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_keeps_the_ends_and_drops_invisible_steps() {
+        let pts: Vec<(f64, f64)> = (0..=1000).map(|i| (f64::from(i) / 1000.0, f64::from(i) / 1000.0)).collect();
+        let t = thin(&pts);
+        assert_eq!(t.first(), Some(&(0.0, 0.0)));
+        assert_eq!(t.last(), Some(&(1.0, 1.0)));
+        assert!(t.len() <= 501 && t.len() >= 400, "{}", t.len());
+        assert_eq!(thin(&[]), Vec::<(f64, f64)>::new());
+    }
+}
