@@ -170,3 +170,35 @@ fn acceptance_figures_on_an_unseen_history() {
     assert!(chosen.noise_to_signal.unwrap() <= 0.3, "chosen rules NSR {:?}", chosen.noise_to_signal);
     assert!(chosen.median_lead.unwrap() >= 2.0, "median lead {:?}", chosen.median_lead);
 }
+
+#[test]
+fn p_events_follow_the_configured_model() {
+    use yujing::backtest::probability::{ProbabilityConfig, p_events};
+    let lines = [
+        line("CQ-MLC-0001", Sector::Microloan, 500103, "2021-01", 1, &on_time("2021-01"), &common::healthy_microloan()),
+        line(
+            "CQ-MLC-0002",
+            Sector::Microloan,
+            500103,
+            "2021-01",
+            1,
+            &on_time("2021-01"),
+            &common::microloan_with_npl(0.09),
+        ),
+    ];
+    let engine = common::run(&lines, 10);
+    let model = ProbabilityConfig {
+        horizon: 6,
+        flag_at: 0.3,
+        intercept: -5.0,
+        coefficients: [("score".to_string(), 10.0)].into_iter().collect(),
+    };
+    let period = "2021-01".parse().unwrap();
+    let p = p_events(&model, &engine, period);
+    let score = |id: &str| engine.institution_scores().into_iter().find(|s| s.institution_id == id).unwrap().score;
+    for id in ["CQ-MLC-0001", "CQ-MLC-0002"] {
+        let expected = 1.0 / (1.0 + (5.0 - 10.0 * score(id) / 100.0).exp());
+        assert!((p[id] - expected).abs() < 1e-12, "{id}: {} vs {expected}", p[id]);
+    }
+    assert!(p["CQ-MLC-0002"] > p["CQ-MLC-0001"]);
+}

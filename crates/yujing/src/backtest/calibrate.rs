@@ -436,7 +436,7 @@ pub fn markdown(c: &Calibration, opts: &CalibrateOptions, events: &[Event]) -> S
             both(&|f| opt(f.noise_to_signal, false)),
             both(&|f| opt(f.auroc, false)),
             both(&|f| format!("{}/{}", f.events_warned, f.events)),
-            both(&|f| opt(f.median_lead, false)),
+            both(&|f| f.median_lead.map_or("–".into(), |l| format!("{l:.1}"))),
             both(&|f| format!("{:.3}", f.loss)),
         );
     }

@@ -98,6 +98,32 @@ impl ProbabilityConfig {
     }
 }
 
+/// The probability of every institution scored in `period`, from what an engine holds now
+/// (its scores and the distress alerts open at that period): for the API's institution view
+/// and the risk map, next to the 0-100 score.
+pub fn p_events(
+    model: &ProbabilityConfig,
+    engine: &crate::engine::Engine,
+    period: yujing_model::Period,
+) -> BTreeMap<String, f64> {
+    let mut severity: BTreeMap<&str, Severity> = BTreeMap::new();
+    for a in engine.alerts() {
+        if a.entity_kind != yujing_model::EntityKind::Institution || a.rule.starts_with("reporting-") {
+            continue;
+        }
+        if let Some(s) = super::walk::active_severity(a, period) {
+            let e = severity.entry(a.entity_id.as_str()).or_insert(s);
+            *e = (*e).max(s);
+        }
+    }
+    engine
+        .institution_scores()
+        .into_iter()
+        .filter(|s| s.period == period)
+        .map(|s| (s.institution_id.clone(), model.p_event(s, severity.get(s.institution_id.as_str()).copied())))
+        .collect()
+}
+
 /// Fits the model on labelled snapshots (`true`: an event followed within the horizon).
 /// A light L2 penalty keeps the fit finite when a feature separates the classes.
 pub fn fit(rows: &[(&Snapshot, bool)], horizon: u32, flag_at: f64) -> Result<ProbabilityConfig> {
