@@ -202,3 +202,51 @@ fn p_events_follow_the_configured_model() {
     }
     assert!(p["CQ-MLC-0002"] > p["CQ-MLC-0001"]);
 }
+
+#[test]
+fn the_cli_generates_backtests_and_stresses_a_small_history() {
+    let bin = env!("CARGO_BIN_EXE_yujing");
+    let tmp = tempfile::tempdir().unwrap();
+    let h = tmp.path().join("h");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin).args(args).env("YUJING_LOG", "error").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let s = |p: &Path| p.display().to_string();
+    run(&[
+        "fixtures",
+        "--out",
+        &s(&h),
+        "--institutions",
+        "60",
+        "--from",
+        "2021-01",
+        "--to",
+        "2021-12",
+        "--warning-months",
+        "4-9",
+    ]);
+    assert!(std::fs::read_to_string(h.join("MANIFEST.md")).unwrap().contains("- warnings: 4 to 9 months"));
+    let files: Vec<String> = jsonl_files(&h).unwrap().iter().map(|p| s(p)).collect();
+    let chosen = tmp.path().join("chosen.txt");
+    std::fs::write(&chosen, "microloan-npl,guarantee-payout\n").unwrap();
+    let out = tmp.path().join("bt");
+    let mut args = vec!["backtest".to_string()];
+    args.extend(files.iter().cloned());
+    let events = s(&h.join("events.csv"));
+    let chosen_arg = format!("@{}", s(&chosen));
+    args.extend(["--events", &events, "--out", &s(&out), "--chosen-rules", &chosen_arg].map(String::from));
+    let md = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(md.contains("| chosen-rules | all |"), "{md}");
+    assert!(out.join("lead-times.svg").exists());
+    let json = tmp.path().join("stress.json");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/scenarios/microloan-npl-3pp.toml");
+    let mut args = vec!["stress".to_string(), "--scenario".into(), s(&scenario), "--json".into(), s(&json)];
+    args.extend(files.iter().cloned());
+    let text = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(text.contains("microloan npl_ratio"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(v["period"], "2021-12");
+    assert!(v["shocks"][0]["reports"].as_u64().unwrap() > 0, "{v}");
+}
