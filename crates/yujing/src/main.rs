@@ -224,6 +224,28 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// List each institution's score, grade and calibrated probability of a distress event
+    /// within the horizon, riskiest first (needs a [probability] section in the config, as
+    /// `yujing calibrate` writes).
+    Probability {
+        /// JSONL report files (or use --store).
+        files: Vec<PathBuf>,
+        /// Read the state from this SQLite store instead of files.
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// The period to show (default: the latest whose reports are all due).
+        #[arg(long)]
+        period: Option<Period>,
+        /// Show this many institutions.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// Write every institution as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Configuration file with a [probability] section.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Project a stress scenario onto the latest period: rescore, re-alert and compare with
     /// the baseline, without touching live state.
     Stress {
@@ -397,6 +419,34 @@ fn run(cli: Cli) -> Result<()> {
             let events = yujing::backtest::load_events(&events)?;
             print!("{}", yujing::backtest::calibrate::markdown(&cal, &opts, &events));
             eprintln!("suggested configuration written to {}", out.join("suggested.toml").display());
+            Ok(())
+        }
+        Command::Probability { files, store, period, top, csv, config } => {
+            let config = Config::load(config.as_deref())?;
+            let Some(model) = config.probability.clone() else {
+                bail!(
+                    "the configuration has no [probability] section: run `yujing calibrate` and pass its suggested.toml"
+                );
+            };
+            let rules = load_rules(&config)?;
+            let engine = match (store, files.is_empty()) {
+                (Some(store), true) => export(&config, rules, &store, None, None)?,
+                (None, false) => replay(&config, rules, &ReplayOptions { files, ..Default::default() })?.engine,
+                _ => bail!("give either report files or --store"),
+            };
+            let latest = engine.institution_scores().iter().map(|s| s.period).max();
+            let Some(period) = period.or(engine.complete_through().filter(|p| Some(*p) <= latest)).or(latest) else {
+                bail!("no scored period");
+            };
+            let table = yujing::backtest::probability::csv(&model, &engine, period);
+            if let Some(path) = csv {
+                std::fs::write(&path, &table).with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            println!("{period}: probability of a distress event within {} months", model.horizon);
+            for line in table.lines().take(top + 1) {
+                let c: Vec<&str> = line.split(',').collect();
+                println!("{:<14} {:<13} {:<8} {:>7} {:<7} {:>8}", c[0], c[1], c[2], c[4], c[5], c[6]);
+            }
             Ok(())
         }
         Command::Stress { scenario, files, store, period, json, config } => {

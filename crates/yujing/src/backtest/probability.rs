@@ -124,6 +124,33 @@ pub fn p_events(
         .collect()
 }
 
+/// Every institution scored in `period` with its score, grade and probability, riskiest
+/// (by probability) first: CSV with a header.
+pub fn csv(model: &ProbabilityConfig, engine: &crate::engine::Engine, period: yujing_model::Period) -> String {
+    use std::fmt::Write as _;
+    let p = p_events(model, engine, period);
+    let mut rows: Vec<&InstitutionScore> =
+        engine.institution_scores().into_iter().filter(|s| s.period == period).collect();
+    rows.sort_by(|a, b| {
+        p[&b.institution_id].total_cmp(&p[&a.institution_id]).then_with(|| a.institution_id.cmp(&b.institution_id))
+    });
+    let mut out = String::from("institution_id,sector,district_code,period,score,grade,p_event\n");
+    for s in rows {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{:.2},{},{:.4}",
+            s.institution_id,
+            s.sector,
+            s.district_code,
+            s.period,
+            s.score,
+            s.grade.as_str(),
+            p[&s.institution_id]
+        );
+    }
+    out
+}
+
 /// Fits the model on labelled snapshots (`true`: an event followed within the horizon).
 /// A light L2 penalty keeps the fit finite when a feature separates the classes.
 pub fn fit(rows: &[(&Snapshot, bool)], horizon: u32, flag_at: f64) -> Result<ProbabilityConfig> {
