@@ -249,4 +249,28 @@ fn the_cli_generates_backtests_and_stresses_a_small_history() {
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     assert_eq!(v["period"], "2021-12");
     assert!(v["shocks"][0]["reports"].as_u64().unwrap() > 0, "{v}");
+    // The probability view: score, grade and p_event of every institution.
+    let cfg = tmp.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        "[probability]\nhorizon = 6\nflag_at = 0.3\nintercept = -5.0\n[probability.coefficients]\nscore = 10.0\n",
+    )
+    .unwrap();
+    let csv = tmp.path().join("p.csv");
+    let mut args = vec!["probability".to_string(), "--config".into(), s(&cfg), "--csv".into(), s(&csv)];
+    args.extend(files.iter().cloned());
+    let text = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(text.contains("p_event"), "{text}");
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    assert!(rows.len() > 30, "{} rows", rows.len());
+    for r in &rows {
+        let (score, p): (f64, f64) = (r[4].parse().unwrap(), r[6].parse().unwrap());
+        assert!((p - 1.0 / (1.0 + (5.0 - score / 10.0).exp())).abs() < 1e-3, "{r:?}");
+    }
+    assert!(rows.windows(2).all(|w| w[0][6].parse::<f64>().unwrap() >= w[1][6].parse::<f64>().unwrap()));
 }
