@@ -44,7 +44,12 @@ fn headline_score(bt: &Backtest) -> Option<&Figures> {
 pub fn markdown(bt: &Backtest) -> String {
     let mut s = String::new();
     let span = bt.span.map_or("–".into(), |(a, b)| format!("{a} … {b}"));
-    let window = bt.window.map_or("the whole history".into(), |(a, b)| format!("{a} … {b}"));
+    // An open end of the window shows as the history's end.
+    let window = match (bt.window, bt.span) {
+        (Some((a, b)), Some((first, last))) => format!("{} … {}", a.max(first), b.min(last)),
+        (Some((a, b)), None) => format!("{a} … {b}"),
+        (None, _) => "the whole history".into(),
+    };
     let _ = writeln!(s, "# yujing backtest\n");
     let _ = writeln!(
         s,
