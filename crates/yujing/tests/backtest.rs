@@ -61,6 +61,11 @@ fn a_backtest_writes_its_report_and_its_figures_are_in_range() {
     let by_sector: u64 =
         Sector::ALL.iter().filter_map(|s| bt.get("score>=60", s.as_str())).map(|f| f.observations).sum();
     assert_eq!(by_sector, score.observations);
+    // District rules are judged against events in their district: 38 districts at most.
+    let d = bt.get("any-district-rule", "district").unwrap();
+    assert!(d.observations > 0 && d.observations <= 38 * 24, "{d:?}");
+    assert!(d.events > 0 && d.events_warned <= d.events);
+    assert!(std::fs::read_to_string(out.join("README.md")).unwrap().contains("## Districts"));
     // No observation is at or after its institution's event, and positives have one ahead.
     let evs = load_events(&opts.events).unwrap();
     for r in &bt.rows {

@@ -343,7 +343,10 @@ pub fn run(config: &Config, rules: RulePack, opts: &CalibrateOptions) -> Result<
             threshold: 1.0,
             sectors: Sector::ALL.to_vec(),
         });
-        judge(h, model, &events, &signals, opts.horizon, opts.theta, test)
+        let mut bt = judge(h, model, &events, &signals, opts.horizon, opts.theta, test);
+        let yellow = c.score.grades.yellow;
+        bt.figures.extend(super::district::judge(h, &events, r, yellow, opts.horizon, opts.theta, test));
+        bt
     };
     let before = judged(&base, config, &rules, config.probability.as_ref());
     let after_bt = judged(&after, &new_config, &new_rules, Some(&model));

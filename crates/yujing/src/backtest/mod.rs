@@ -22,6 +22,7 @@
 //!   observations in [event − h, event − 1].
 
 pub mod calibrate;
+pub mod district;
 pub mod metrics;
 pub mod probability;
 pub mod report;
@@ -268,25 +269,51 @@ pub fn evaluate(signal: &Signal, observations: &[Observation], theta: f64) -> Ve
 }
 
 fn figures(signal: &Signal, sector: &str, obs: &[&Observation], theta: f64) -> Figures {
-    let ranked: Vec<(f64, bool)> = obs.iter().map(|o| (signal.rank(o.snap), o.positive())).collect();
-    let table = Confusion::of(ranked.iter().map(|(r, e)| (*r >= signal.threshold, *e)));
-    // Events: the observations inside each event's window, grouped by institution and event.
+    let rows: Vec<Judged> = obs
+        .iter()
+        .map(|o| Judged {
+            entity: o.snap.score.institution_id.as_str(),
+            period: o.snap.score.period,
+            rank: signal.rank(o.snap),
+            event: o.event,
+        })
+        .collect();
+    figures_of(&signal.name, signal.threshold, sector, &rows, theta)
+}
+
+/// One judged observation of any entity: its rank under a signal and the event ahead.
+pub(crate) struct Judged<'a> {
+    /// The institution or district.
+    pub entity: &'a str,
+    /// The period.
+    pub period: Period,
+    /// The signal's rank.
+    pub rank: f64,
+    /// The first event within the horizon.
+    pub event: Option<Period>,
+}
+
+/// The figures of a signal (name, threshold) over judged observations.
+pub(crate) fn figures_of(name: &str, threshold: f64, sector: &str, rows: &[Judged], theta: f64) -> Figures {
+    let ranked: Vec<(f64, bool)> = rows.iter().map(|o| (o.rank, o.event.is_some())).collect();
+    let table = Confusion::of(ranked.iter().map(|(r, e)| (*r >= threshold, *e)));
+    // Events: the observations inside each event's window, grouped by entity and event.
     let mut windows: BTreeMap<(&str, Period), Option<Period>> = BTreeMap::new();
-    for (o, (r, _)) in obs.iter().zip(&ranked) {
+    for o in rows {
         if let Some(e) = o.event {
-            let first = windows.entry((o.snap.score.institution_id.as_str(), e)).or_default();
-            if *r >= signal.threshold && first.is_none_or(|f| o.snap.score.period < f) {
-                *first = Some(o.snap.score.period);
+            let first = windows.entry((o.entity, e)).or_default();
+            if o.rank >= threshold && first.is_none_or(|f| o.period < f) {
+                *first = Some(o.period);
             }
         }
     }
     let leads: Vec<u32> =
         windows.iter().filter_map(|((_, e), first)| first.map(|f| e.months_since(f).max(0) as u32)).collect();
     Figures {
-        signal: signal.name.clone(),
+        signal: name.to_string(),
         sector: sector.to_string(),
-        threshold: signal.threshold,
-        observations: obs.len() as u64,
+        threshold,
+        observations: rows.len() as u64,
         hit_rate: table.hit_rate(),
         false_alarm_rate: table.false_alarm_rate(),
         noise_to_signal: table.noise_to_signal(),
@@ -415,8 +442,10 @@ pub fn run(config: &Config, rules: RulePack, opts: &BacktestOptions) -> Result<B
             sectors: Sector::ALL.to_vec(),
         });
     }
-    let history = walk::walk_forward(config, rules, &opts.files, opts.progress)?;
-    let bt = judge(&history, config.probability.as_ref(), &events, &signals, opts.horizon, opts.theta, opts.window);
+    let history = walk::walk_forward(config, rules.clone(), &opts.files, opts.progress)?;
+    let mut bt = judge(&history, config.probability.as_ref(), &events, &signals, opts.horizon, opts.theta, opts.window);
+    let yellow = config.score.grades.yellow;
+    bt.figures.extend(district::judge(&history, &events, &rules, yellow, opts.horizon, opts.theta, opts.window));
     if let Some(dir) = &opts.out {
         report::write_dir(&bt, dir)?;
     }

@@ -66,6 +66,14 @@ pub fn markdown(bt: &Backtest) -> String {
     );
     let _ = writeln!(s, "## All sectors\n");
     table(&mut s, bt.figures.iter().filter(|f| f.sector == "all"));
+    if bt.figures.iter().any(|f| f.sector == super::district::SECTOR) {
+        let _ = writeln!(
+            s,
+            "\n## Districts\n\nA district-period is followed by an event when an institution of the district has one \
+             within the horizon; lead times are per district and event.\n"
+        );
+        table(&mut s, bt.figures.iter().filter(|f| f.sector == super::district::SECTOR));
+    }
     let _ = writeln!(s, "\n## By sector\n");
     let keys: Vec<&str> = ["any-distress-rule"]
         .into_iter()

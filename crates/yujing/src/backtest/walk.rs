@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use yujing_alert::RulePack;
 use yujing_ingest::{FileSourceConfig, Input};
-use yujing_model::{AlertState, DecodeLimits, EntityKind, InstitutionScore, Period, Severity, period::china_tz};
+use yujing_model::{
+    AlertState, DecodeLimits, EntityKind, InstitutionScore, Level, Period, SectorScope, Severity, period::china_tz,
+};
 
 /// One institution-period as it stood at the period's close.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,11 +30,27 @@ pub struct Snapshot {
     pub alerts: BTreeMap<String, Severity>,
 }
 
+/// One district-period as it stood at the period's close.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistrictSnapshot {
+    /// The district code.
+    pub code: u32,
+    /// The period.
+    pub period: Period,
+    /// The district's all-sector score.
+    pub score: f64,
+    /// The district rules with an alert open at the period (any sector scope), and the
+    /// severity reached by then.
+    pub alerts: BTreeMap<String, Severity>,
+}
+
 /// Everything the walk-forward replay recorded.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     /// Snapshots in period then institution order.
     pub snapshots: Vec<Snapshot>,
+    /// District snapshots in period then district order.
+    pub districts: Vec<DistrictSnapshot>,
 }
 
 impl History {
@@ -117,10 +135,12 @@ fn record(engine: &Engine, recorded: &mut Option<Period>, history: &mut History,
         return;
     };
     let from = recorded.map_or(first, |r| r.add_months(1).max(first));
-    // The alerts by institution, once for all the periods being recorded.
+    // The alerts by institution and by district, once for all the periods being recorded.
     let mut by_inst: HashMap<&str, Vec<&yujing_model::Alert>> = HashMap::new();
-    for a in engine.alerts().filter(|a| a.entity_kind == EntityKind::Institution) {
-        by_inst.entry(a.entity_id.as_str()).or_default().push(a);
+    let mut by_district: HashMap<&str, Vec<&yujing_model::Alert>> = HashMap::new();
+    for a in engine.alerts() {
+        let map = if a.entity_kind == EntityKind::Institution { &mut by_inst } else { &mut by_district };
+        map.entry(a.entity_id.as_str()).or_default().push(a);
     }
     let mut period = from;
     while period <= due {
@@ -128,24 +148,35 @@ fn record(engine: &Engine, recorded: &mut Option<Period>, history: &mut History,
             .iter()
             .filter(|s| s.period == period)
             .map(|s| {
-                let alerts = by_inst
-                    .get(s.institution_id.as_str())
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|a| active_severity(a, period).map(|sev| (a.rule.clone(), sev)))
-                    .fold(BTreeMap::new(), |mut m: BTreeMap<String, Severity>, (r, sev)| {
-                        let e = m.entry(r).or_insert(sev);
-                        *e = (*e).max(sev);
-                        m
-                    });
+                let alerts = severities(by_inst.get(s.institution_id.as_str()).into_iter().flatten().copied(), period);
                 Snapshot { score: (*s).clone(), alerts }
             })
             .collect();
         rows.sort_by(|a, b| a.score.institution_id.cmp(&b.score.institution_id));
         history.snapshots.extend(rows);
+        for d in yujing_model::DISTRICTS.iter() {
+            let code = d.code.to_string();
+            let Some(agg) = engine.aggregate(Level::District, &code, SectorScope::All, period) else {
+                continue;
+            };
+            let alerts = severities(by_district.get(code.as_str()).into_iter().flatten().copied(), period);
+            history.districts.push(DistrictSnapshot { code: d.code, period, score: agg.score, alerts });
+        }
         period = period.add_months(1);
     }
     *recorded = Some(due);
+}
+
+/// The rules with an alert open at `period`, each with the highest severity reached.
+fn severities<'a>(alerts: impl Iterator<Item = &'a yujing_model::Alert>, period: Period) -> BTreeMap<String, Severity> {
+    let mut m: BTreeMap<String, Severity> = BTreeMap::new();
+    for a in alerts {
+        if let Some(sev) = active_severity(a, period) {
+            let e = m.entry(a.rule.clone()).or_insert(sev);
+            *e = (*e).max(sev);
+        }
+    }
+    m
 }
 
 /// The severity an alert had reached at `period`, if it was open then.
