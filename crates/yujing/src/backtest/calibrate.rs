@@ -235,32 +235,35 @@ fn additive(r: &Rule) -> bool {
     matches!(r.metric.as_str(), "score" | "base_score" | "trend_z") || r.lowest().is_none_or(|l| l.at == 0.0)
 }
 
-/// The rule pack source with the chosen rules' lines moved.
+/// The rule pack source with the chosen rules' lines moved; comments, order and layout of
+/// the source are kept, so the suggestion diffs cleanly against it.
 fn suggested_pack(source: &str, rules: &RulePack, choices: &[Choice]) -> Result<String> {
-    let mut table: toml::Table = toml::from_str(source).context("rule pack source")?;
-    let Some(toml::Value::Array(list)) = table.get_mut("rule") else {
+    let mut doc: toml_edit::DocumentMut = source.parse().context("rule pack source")?;
+    let Some(list) = doc.get_mut("rule").and_then(|r| r.as_array_of_tables_mut()) else {
         bail!("the rule pack has no [[rule]] tables");
     };
-    for item in list.iter_mut() {
-        let Some(t) = item.as_table_mut() else { continue };
+    for t in list.iter_mut() {
         let Some(id) = t.get("id").and_then(|v| v.as_str()).map(str::to_string) else { continue };
         let (Some(c), Some(rule)) = (choices.iter().find(|c| c.what == id), rules.rule(&id)) else { continue };
         if c.after == c.before {
             continue;
         }
-        let Some(toml::Value::Array(levels)) = t.get_mut("levels") else { continue };
-        for l in levels.iter_mut().filter_map(|l| l.as_table_mut()) {
+        let Some(levels) = t.get_mut("levels").and_then(|l| l.as_array_mut()) else { continue };
+        for l in levels.iter_mut().filter_map(|l| l.as_inline_table_mut()) {
             let Some(at) = l.get("at").and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64))) else {
                 continue;
             };
             let moved = if additive(rule) { at + (c.after - c.before) } else { at * c.after / c.before };
-            l.insert("at".into(), toml::Value::Float(round_sig(moved)));
+            if let Some(v) = l.get_mut("at") {
+                let decor = v.decor().clone();
+                *v = toml_edit::Value::from(round_sig(moved));
+                *v.decor_mut() = decor;
+            }
         }
     }
-    let body = toml::to_string_pretty(&table).context("writing the rule pack")?;
     Ok(format!(
-        "# Rule pack suggested by `yujing calibrate`: the default pack with the lines chosen on the\n\
-         # training window moved (see CALIBRATION.md beside this file). Review before use.\n\n{body}"
+        "# Rule pack suggested by `yujing calibrate`: the pack below with the lines chosen on the\n\
+         # training window moved (see CALIBRATION.md beside this file). Review before use.\n\n{doc}"
     ))
 }
 
@@ -503,5 +506,8 @@ mod tests {
         let failing: Vec<f64> = pack.rule("institution-failing").unwrap().levels.iter().map(|l| l.at).collect();
         assert_eq!(failing, vec![70.0, 85.0]);
         assert_eq!(pack.rules().len(), rules.rules().len());
+        // The source's comments and layout are kept.
+        assert!(text.contains("# yujing default rule pack"), "{text}");
+        assert!(text.contains("  { severity = \"yellow\", at = 0.12 },"), "{text}");
     }
 }
