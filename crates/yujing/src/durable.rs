@@ -44,7 +44,7 @@ pub fn persist(
 }
 
 /// [`persist`], keeping the batch's dead letters in the store's outbox in the same
-/// transaction, until [`crate::outbox::Publisher`] delivers them.
+/// transaction, until [`crate::outbox::PublisherHandle`] delivers them.
 pub fn persist_with_dead_letters(
     engine: &mut Engine,
     store: &mut Store,

@@ -2,8 +2,9 @@
 //! (kept in the store until delivered) and district scores (re-published for the periods
 //! they changed in).
 //!
-//! Delivery failures never stop the service: what was not delivered stays pending and is
-//! tried again after a backoff, while the service goes on consuming. A record the broker
+//! The publisher is a task of its own with its own connection to the store, so delivery
+//! never holds up consumption (nor readiness, nor a shutdown). Delivery failures never stop
+//! the service: what was not delivered stays pending and is tried again after a backoff. A record the broker
 //! refuses for good (say, a dead letter larger than the topic accepts) is marked
 //! undeliverable in the store, counted and logged, and kept there for an operator.
 //! Transitions are marked delivered only as an unbroken prefix, so after a failure the rest
@@ -14,12 +15,14 @@ use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::service::KafkaConfig;
 use anyhow::{Context, Result};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 use yujing_ingest::kafka::{KafkaSink, Record, dead_letter_record};
 use yujing_model::{DeadLetter, Level, Period, Transition};
-use yujing_store::{Delivery, Store};
+use yujing_store::{Delivery, Store, StoreConfig};
 
 /// How many outbox records one round sends at most, per kind.
 const CHUNK: usize = 1000;
@@ -39,12 +42,97 @@ pub struct PublishCounters {
     pub undeliverable: u64,
 }
 
+/// How often the publisher looks at the store's outbox when nobody wakes it.
+const TICK: Duration = Duration::from_secs(1);
+
+/// The district score records of `periods` (key: district, sector and period).
+pub fn score_records(engine: &Engine, periods: &BTreeSet<Period>) -> Vec<Record> {
+    engine
+        .aggregates()
+        .filter(|a| a.level == Level::District && periods.contains(&a.period))
+        .filter_map(|a| {
+            let value = serde_json::to_vec(a).ok()?;
+            let key = format!("{}:{}:{}", a.entity_id, a.sector, a.period);
+            Some(Record { key, value, headers: Vec::new(), partition: None })
+        })
+        .collect()
+}
+
+/// Every period that has district scores.
+pub fn all_periods(engine: &Engine) -> BTreeSet<Period> {
+    engine.aggregates().filter(|a| a.level == Level::District).map(|a| a.period).collect()
+}
+
+enum Work {
+    /// District score records to publish (a later record of the same key replaces one not
+    /// yet delivered).
+    Scores(Vec<Record>),
+    /// The store's outbox has something new.
+    Wake,
+}
+
+/// The running publisher task. Dropping it without [`shutdown`](Self::shutdown) stops the
+/// task when it next looks for work; what it had not delivered stays in the store.
+pub struct PublisherHandle {
+    tx: mpsc::UnboundedSender<Work>,
+    task: tokio::task::JoinHandle<PublishCounters>,
+}
+
+impl PublisherHandle {
+    /// Starts the publisher on its own connection to the store at `store_path`. Call inside
+    /// a tokio runtime.
+    pub fn spawn(
+        kafka: &KafkaConfig,
+        store_path: &Path,
+        sink: KafkaSink,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<PublisherHandle> {
+        let store = StoreConfig::at(store_path).build().context("opening the store for the publisher")?;
+        let mut publisher = Publisher::new(kafka);
+        publisher.metrics = metrics;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(publisher.run(store, sink, rx));
+        Ok(PublisherHandle { tx, task })
+    }
+
+    /// Hands over district score records to publish.
+    pub fn scores(&self, records: Vec<Record>) {
+        if !records.is_empty() {
+            let _ = self.tx.send(Work::Scores(records));
+        }
+    }
+
+    /// Tells the publisher the store's outbox has something new.
+    pub fn wake(&self) {
+        let _ = self.tx.send(Work::Wake);
+    }
+
+    /// Delivers what it can within `within`, then stops; returns the counts (none if the
+    /// time ran out: what was not delivered stays in the store for the next start).
+    pub async fn shutdown(self, within: Duration) -> Option<PublishCounters> {
+        let PublisherHandle { tx, mut task } = self;
+        drop(tx);
+        match tokio::time::timeout(within, &mut task).await {
+            Ok(Ok(counters)) => Some(counters),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the publisher task failed");
+                None
+            }
+            Err(_) => {
+                task.abort();
+                tracing::warn!(?within, "publisher stopped with deliveries pending; they go out on the next start");
+                None
+            }
+        }
+    }
+}
+
 /// Publishes the store's outbox and the changed district scores.
-pub struct Publisher {
+struct Publisher {
     dlq_topic: String,
     alerts_topic: String,
     scores_topic: String,
-    pending_periods: BTreeSet<Period>,
+    pending_scores: BTreeMap<String, Record>,
     backoff: Duration,
     next_try: Option<Instant>,
     counters: PublishCounters,
@@ -63,24 +151,17 @@ struct Sent {
 
 impl Publisher {
     /// A publisher to the topics of `kafka`, with no scores pending.
-    pub fn new(kafka: &KafkaConfig) -> Publisher {
+    fn new(kafka: &KafkaConfig) -> Publisher {
         Publisher {
             dlq_topic: kafka.dlq_topic.clone(),
             alerts_topic: kafka.alerts_topic.clone(),
             scores_topic: kafka.scores_topic.clone(),
-            pending_periods: BTreeSet::new(),
+            pending_scores: BTreeMap::new(),
             backoff: MIN_BACKOFF,
             next_try: None,
             counters: PublishCounters::default(),
             metrics: None,
         }
-    }
-
-    /// Also counts deliveries in `metrics` (`yujing_pipeline_records_total{stage="publish"}`,
-    /// `yujing_kafka_publish_failures_total{topic}`).
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Publisher {
-        self.metrics = Some(metrics);
-        self
     }
 
     fn count(&mut self, topic: &str, delivered: usize, failed: usize) {
@@ -96,37 +177,55 @@ impl Publisher {
         }
     }
 
-    /// The district scores of `periods` changed and are to be published.
-    pub fn scores_changed(&mut self, periods: impl IntoIterator<Item = Period>) {
-        self.pending_periods.extend(periods);
+    /// Waits for work and delivers it, until the handle is dropped; then one last round.
+    async fn run(
+        mut self,
+        mut store: Store,
+        sink: KafkaSink,
+        mut rx: mpsc::UnboundedReceiver<Work>,
+    ) -> PublishCounters {
+        let mut open = true;
+        while open {
+            match tokio::time::timeout(TICK, rx.recv()).await {
+                Ok(Some(work)) => self.take(work),
+                Ok(None) => open = false,
+                Err(_) => {} // the tick: retry what is pending
+            }
+            while let Ok(work) = rx.try_recv() {
+                self.take(work);
+            }
+            if !open {
+                // The last round, whatever the backoff says.
+                self.next_try = None;
+            }
+            if let Err(e) = self.publish(&mut store, &sink).await {
+                tracing::error!(error = %format!("{e:#}"), "the publisher cannot use the store; retrying");
+            }
+        }
+        if let Err(e) = sink.flush(Duration::from_secs(5)) {
+            tracing::warn!(error = %e, "flushing the producer");
+        }
+        self.counters
     }
 
-    /// Every period's district scores are to be published (after a restart, when what was
-    /// pending before the stop is not known; the scores topic is compacted by key).
-    pub fn all_scores(&mut self, engine: &Engine) {
-        self.pending_periods.extend(engine.aggregates().filter(|a| a.level == Level::District).map(|a| a.period));
-    }
-
-    /// The counts so far.
-    pub fn counters(&self) -> &PublishCounters {
-        &self.counters
-    }
-
-    /// Whether anything is waiting to be delivered (scores; the store's outbox is not read).
-    pub fn has_pending_scores(&self) -> bool {
-        !self.pending_periods.is_empty()
+    fn take(&mut self, work: Work) {
+        if let Work::Scores(records) = work {
+            for r in records {
+                self.pending_scores.insert(r.key.clone(), r);
+            }
+        }
     }
 
     /// Delivers what is pending, unless a failed round asked to wait. Delivery failures are
     /// counted and logged, not returned; an error means the store failed.
-    pub async fn publish(&mut self, store: &mut Store, engine: &Engine, sink: &KafkaSink) -> Result<()> {
+    async fn publish(&mut self, store: &mut Store, sink: &KafkaSink) -> Result<()> {
         if self.next_try.is_some_and(|t| Instant::now() < t) {
             return Ok(());
         }
         let mut failed = false;
         failed |= self.dead_letters(store, sink).await?;
         failed |= self.transitions(store, sink).await?;
-        failed |= self.scores(engine, sink).await;
+        failed |= self.scores(sink).await;
         if failed {
             self.next_try = Some(Instant::now() + self.backoff);
             tracing::warn!(retry_in = ?self.backoff, "some deliveries to Kafka failed; they stay pending");
@@ -191,30 +290,22 @@ impl Publisher {
         }
     }
 
-    async fn scores(&mut self, engine: &Engine, sink: &KafkaSink) -> bool {
-        if self.pending_periods.is_empty() {
+    async fn scores(&mut self, sink: &KafkaSink) -> bool {
+        if self.pending_scores.is_empty() {
             return false;
         }
-        let periods = std::mem::take(&mut self.pending_periods);
-        let records: Vec<(Period, Record)> = engine
-            .aggregates()
-            .filter(|a| a.level == Level::District && periods.contains(&a.period))
-            .filter_map(|a| {
-                let value = serde_json::to_vec(a).ok()?;
-                let key = format!("{}:{}:{}", a.entity_id, a.sector, a.period);
-                Some((a.period, Record { key, value, headers: Vec::new(), partition: None }))
-            })
-            .collect();
+        let pending = std::mem::take(&mut self.pending_scores);
         let results =
-            futures::future::join_all(records.iter().map(|(_, r)| sink.send_record(&self.scores_topic, r))).await;
+            futures::future::join_all(pending.values().map(|r| sink.send_record(&self.scores_topic, r))).await;
         let (mut delivered, mut failed) = (0, 0);
-        for ((period, _), result) in records.iter().zip(results) {
+        for ((key, record), result) in pending.into_iter().zip(results) {
             match result {
                 Ok(_) => delivered += 1,
                 Err(e) => {
                     failed += 1;
                     tracing::debug!(topic = %self.scores_topic, error = %e, "district score not delivered");
-                    self.pending_periods.insert(*period);
+                    // Unless a newer record of the key came meanwhile.
+                    self.pending_scores.entry(key).or_insert(record);
                 }
             }
         }

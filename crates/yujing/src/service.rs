@@ -12,7 +12,7 @@
 
 use crate::config::Config;
 use crate::durable::{open_engine, persist_with_dead_letters};
-use crate::outbox::Publisher;
+use crate::outbox::{PublisherHandle, all_periods, score_records};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -126,10 +126,20 @@ pub async fn run(
     }
     .build()?;
     let source_ready = source.readiness();
-    let mut publisher = Publisher::new(kafka).with_metrics(api.metrics.clone());
+    let publisher = PublisherHandle::spawn(kafka, store_path, sink, Some(api.metrics.clone()))?;
     // What was pending before a stop is not known: the scores topic is compacted by key.
-    publisher.all_scores(&engine);
-    publisher.publish(&mut store, &engine, &sink).await?;
+    publisher.scores(score_records(&engine, &all_periods(&engine)));
+    publisher.wake();
+    // Readiness follows the source at once, even while a batch is being processed.
+    let readiness = {
+        let (ready, source_ready) = (ready.clone(), source_ready.clone());
+        tokio::spawn(async move {
+            loop {
+                ready.store(source_ready.load(Ordering::Relaxed), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
     // The API: people's past actions, and the state as restored.
     api.load_audit(&store)?;
     api.publish(&engine, config);
@@ -145,13 +155,15 @@ pub async fn run(
         // API actions, between batches: each commits with its audit record, then goes out.
         let acted = api.drain(&mut engine, Some(&mut store));
         if let Some(am) = &alertmanager {
-            am.send_alerts(acted);
+            am.send_alerts(acted.clone());
             let c = am.counters();
             api.metrics.sync_alertmanager(c.pushes.load(Ordering::Relaxed), c.failures.load(Ordering::Relaxed));
         }
         api.metrics.set_consumer_lag(source.counters().lag);
+        if !acted.is_empty() {
+            publisher.wake();
+        }
         if batch.is_empty() {
-            publisher.publish(&mut store, &engine, &sink).await?;
             continue;
         }
         let (before, started) = (engine.stats().clone(), std::time::Instant::now());
@@ -178,9 +190,10 @@ pub async fn run(
         // 2. Only now may Kafka forget the messages.
         let positions: Vec<Position> = batch.iter().map(|i| i.position.clone()).collect();
         source.commit_through(&positions)?;
-        // 3. Publish what changed.
-        publisher.scores_changed(engine.take_touched_periods());
-        publisher.publish(&mut store, &engine, &sink).await?;
+        // 3. Publish what changed (the publisher task delivers it).
+        publisher.wake();
+        let touched = engine.take_touched_periods().into_iter().collect();
+        publisher.scores(score_records(&engine, &touched));
         api.metrics.observe_report_to_alert(&out.transitions);
         api.metrics.record_committed();
         api.publish(&engine, config);
@@ -192,12 +205,12 @@ pub async fn run(
         );
     }
     tracing::info!("shutting down: committing offsets and closing");
+    readiness.abort();
     ready.store(false, Ordering::Relaxed);
     source.close()?;
-    publisher.publish(&mut store, &engine, &sink).await?;
-    sink.flush(Duration::from_secs(10))?;
-    let c = publisher.counters();
-    tracing::info!(delivered = c.delivered, failed = c.failed, undeliverable = c.undeliverable, "closed");
+    if let Some(c) = publisher.shutdown(Duration::from_secs(10)).await {
+        tracing::info!(delivered = c.delivered, failed = c.failed, undeliverable = c.undeliverable, "closed");
+    }
     if let Some(am) = alertmanager {
         am.shutdown().await;
     }

@@ -23,7 +23,7 @@ fn free_port() -> u16 {
 }
 
 /// A `yujing run` child, killed when dropped (so a failing test leaves no orphan).
-struct Running(Option<Child>);
+struct Running(Option<Child>, u16);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -40,18 +40,42 @@ fn start_run(brokers: &str, store: &Path, group: &str) -> Running {
 
 /// `yujing run` as the static group member `instance`, with extra arguments.
 fn start_instance(brokers: &str, store: &Path, group: &str, instance: &str, args: &[&str]) -> Running {
-    Running(Some(
-        yujing()
-            .args(["run", "--brokers", brokers, "--group", group, "--instance-id", instance, "--listen"])
-            .arg(format!("127.0.0.1:{}", free_port()))
-            .arg("--store")
-            .arg(store)
-            .args(args)
-            .env("YUJING__SERVE__METRICS_LISTEN", format!("127.0.0.1:{}", free_port()))
-            .env("YUJING__KAFKA__BATCH_MAX_MESSAGES", "250")
-            .spawn()
-            .unwrap(),
-    ))
+    let port = free_port();
+    Running(
+        Some(
+            yujing()
+                .args(["run", "--brokers", brokers, "--group", group, "--instance-id", instance, "--listen"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--store")
+                .arg(store)
+                .args(args)
+                .env("YUJING__SERVE__METRICS_LISTEN", format!("127.0.0.1:{}", free_port()))
+                .env("YUJING__KAFKA__BATCH_MAX_MESSAGES", "250")
+                .spawn()
+                .unwrap(),
+        ),
+        port,
+    )
+}
+
+/// The HTTP status of `GET /readyz`, or `None` while nothing answers.
+fn readyz(run: &Running) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", run.1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut head = String::new();
+    s.read_to_string(&mut head).ok()?;
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Waits until `/readyz` answers `status`.
+fn wait_ready(run: &Running, status: u16, within: Duration) {
+    let t0 = Instant::now();
+    while readyz(run) != Some(status) {
+        assert!(t0.elapsed() < within, "/readyz never answered {status} within {within:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The number of report lines produced from the sample.
@@ -166,18 +190,15 @@ fn kill_9_of_the_service_loses_nothing_and_doubles_nothing() {
     let want = reference(dir.path());
     produce(&b.addr());
     let store = dir.path().join("y.db");
-    let mut kills = 0;
-    for ms in [4500u64, 6000, 7500] {
+    // Killed three times while it consumes: each time just after it has committed another
+    // 1,500 messages (so in the middle of the stream, whatever the machine's speed).
+    for k in 1..=3 {
         let mut running = start_run(&b.addr(), &store, "g2");
+        wait_for(&mut running, &store, k * 1500, Duration::from_secs(180));
         let run = running.0.as_mut().expect("running");
-        std::thread::sleep(Duration::from_millis(ms));
-        if run.try_wait().unwrap().is_none() {
-            run.kill().unwrap();
-            kills += 1;
-        }
+        run.kill().unwrap();
         run.wait().unwrap();
     }
-    assert_eq!(kills, 3, "the service is never meant to stop by itself");
     let mut run = start_run(&b.addr(), &store, "g2");
     wait_for(&mut run, &store, lines(), Duration::from_secs(180));
     stop(run);
@@ -223,8 +244,8 @@ fn undeliverable_dead_letter_does_not_crash_loop_the_service() {
     assert_eq!(s.report_count().unwrap(), want);
 }
 
-/// The broker stops mid-stream and comes back (keeping its data): `yujing run` resumes by
-/// itself, with the same result as the replay.
+/// The broker stops mid-stream and comes back (keeping its data): `yujing run` reports not
+/// ready meanwhile, then resumes by itself, with the same result as the replay.
 #[test]
 fn broker_restart_mid_stream_resumes_without_operator() {
     let mut b = broker::Broker::start_with(broker::Storage::Sqlite);
@@ -233,11 +254,19 @@ fn broker_restart_mid_stream_resumes_without_operator() {
     let want = reference(dir.path());
     produce(&b.addr());
     let store = dir.path().join("y.db");
-    let mut run = start_run(&b.addr(), &store, "g4");
+    // A small prefetch, so that the service soon runs out of messages once the broker is
+    // away; a session that outlasts the outage (tansu 0.6 loses a group's members when their
+    // sessions expire across a restart, which Apache Kafka does not).
+    let config = dir.path().join("small-prefetch.toml");
+    std::fs::write(&config, "[kafka]\nqueued_max_messages_kbytes = 64\nsession_timeout = \"45s\"\n").unwrap();
+    let mut run = start_instance(&b.addr(), &store, "g4", "one", &["--config", config.to_str().unwrap()]);
     wait_for(&mut run, &store, 500, Duration::from_secs(120));
+    wait_ready(&run, 200, Duration::from_secs(30));
     b.stop();
-    std::thread::sleep(Duration::from_secs(5));
+    // Not ready while the broker is away; ready again, with no operator, once it is back.
+    wait_ready(&run, 503, Duration::from_secs(30));
     b.restart();
+    wait_ready(&run, 200, Duration::from_secs(60));
     wait_for(&mut run, &store, lines(), Duration::from_secs(240));
     stop(run);
     same(&want, &export(&store, dir.path()));
@@ -265,11 +294,11 @@ fn two_instances_share_then_one_finishes(group: &str, kill: &str) {
     // Dynamic membership: a static member does not leave the group when it stops.
     let mut a = start_instance(&b.addr(), &store_a, group, "", &[]);
     let mut run_b = start_instance(&b.addr(), &store_b, group, "", &[]);
-    // Both work, on different partitions.
+    // Both work, each on its share of the partitions.
     let t0 = Instant::now();
     let (ca, cb) = loop {
         let (ca, cb) = (committed(&store_a), committed(&store_b));
-        if !ca.is_empty() && !cb.is_empty() && ca.keys().all(|p| !cb.contains_key(p)) {
+        if !ca.is_empty() && !cb.is_empty() {
             break (ca, cb);
         }
         for run in [&mut a, &mut run_b] {
@@ -277,10 +306,10 @@ fn two_instances_share_then_one_finishes(group: &str, kill: &str) {
                 panic!("an instance exited with {status}");
             }
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "the instances never split the partitions: {ca:?} {cb:?}");
+        assert!(t0.elapsed() < Duration::from_secs(120), "the instances never both consumed: {ca:?} {cb:?}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(ca.len() + cb.len() >= 2, "{ca:?} {cb:?}");
+    assert!(ca.values().sum::<i64>() < lines() && cb.values().sum::<i64>() < lines(), "{ca:?} {cb:?}");
     // Stop one; the other takes over its partitions and finishes everything.
     let mut child = a.0.take().unwrap();
     assert!(Command::new("kill").arg(kill).arg(child.id().to_string()).status().unwrap().success());

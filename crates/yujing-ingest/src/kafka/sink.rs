@@ -182,7 +182,12 @@ impl KafkaSink {
             };
             if attempt >= attempts || !is_retriable(&error) {
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(topic, key, attempt, %error, "Kafka delivery failed; giving up");
+                if attempts > 1 {
+                    tracing::error!(topic, key, attempt, %error, "Kafka delivery failed; giving up");
+                } else {
+                    // One attempt: the caller retries, and says so once for the lot.
+                    tracing::debug!(topic, key, %error, "Kafka delivery failed");
+                }
                 return Err(Error::Delivery { topic: topic.into(), attempts: attempt, source: error });
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
