@@ -66,6 +66,9 @@ fn derive_rule(rule: &Rule, series: &EntitySeries, points: &[&SeriesPoint], out:
     let key = dedupe_key(&rule.id, series);
     let mut streaks = vec![0u32; rule.levels.len()];
     let mut active: Option<Alert> = None;
+    // The evidence reflects the last point an alert saw: it is built once, when the alert
+    // is closed or the series ends, from that point (not rebuilt at every point).
+    let mut last: Option<(&SeriesPoint, f64, u32, bool)> = None;
     for point in points {
         let Some(v) = point.value(&rule.metric) else {
             continue; // unknown this period: hold
@@ -99,14 +102,25 @@ fn derive_rule(rule: &Rule, series: &EntitySeries, points: &[&SeriesPoint], out:
                 }
             }
         }
-        if let Some(alert) = active.as_mut() {
-            refresh(alert, rule, series, point, v, streaks[0], resolved);
+        if active.is_some() {
+            last = Some((point, v, streaks[0], resolved));
         }
-        if resolved && let Some(alert) = active.take() {
+        if resolved && let Some(mut alert) = active.take() {
+            finish(&mut alert, rule, series, last.take());
             out.push(alert);
         }
     }
-    out.extend(active);
+    if let Some(mut alert) = active {
+        finish(&mut alert, rule, series, last);
+        out.push(alert);
+    }
+}
+
+/// Fills an alert's evidence from the last point it saw.
+fn finish(alert: &mut Alert, rule: &Rule, series: &EntitySeries, last: Option<(&SeriesPoint, f64, u32, bool)>) {
+    if let Some((point, value, periods, resolved)) = last {
+        refresh(alert, rule, series, point, value, periods, resolved);
+    }
 }
 
 fn open(rule: &Rule, series: &EntitySeries, key: &str, point: &SeriesPoint, severity: Severity) -> Alert {

@@ -154,40 +154,53 @@ pub fn entity_name(level: Level, id: &str) -> String {
     }
 }
 
+/// The member key of an aggregate: period, level, entity and scope, without allocating
+/// (a district by its code, a region by itself, the city as neither).
+type MemberKey = (Period, Level, u32, Option<Region>, SectorScope);
+
+fn member_key(a: &AggregateScore) -> Option<MemberKey> {
+    let (code, region) = match a.level {
+        Level::District => (a.entity_id.parse().ok()?, None),
+        Level::Region => (0, Some(Region::from_id(&a.entity_id)?)),
+        _ => (0, None),
+    };
+    Some((a.period, a.level, code, region, a.sector))
+}
+
 /// Fills each aggregate's top contributors: the institutions adding the most points
-/// (exposure share × score).
+/// (exposure share × score), ties broken by institution id.
 fn add_contributors(rows: &[(&InstitutionScore, &Report)], out: &mut [AggregateScore]) {
-    type Key = (Period, Level, String, SectorScope);
-    let mut members: BTreeMap<Key, Vec<&InstitutionScore>> = BTreeMap::new();
+    let mut members: BTreeMap<MemberKey, Vec<&InstitutionScore>> = BTreeMap::new();
     for (s, _) in rows {
-        let region = district(s.district_code).map_or(Region::MainUrban, |d| d.region).id().to_string();
-        for (level, id) in [
-            (Level::District, s.district_code.to_string()),
-            (Level::Region, region),
-            (Level::City, CITY_CODE.to_string()),
-        ] {
+        let region = district(s.district_code).map_or(Region::MainUrban, |d| d.region);
+        for (level, code, region) in
+            [(Level::District, s.district_code, None), (Level::Region, 0, Some(region)), (Level::City, 0, None)]
+        {
             for scope in [SectorScope::One(s.sector), SectorScope::All] {
-                members.entry((s.period, level, id.clone(), scope)).or_default().push(s);
+                members.entry((s.period, level, code, region, scope)).or_default().push(s);
             }
         }
     }
     for a in out.iter_mut() {
-        let Some(m) = members.get(&(a.period, a.level, a.entity_id.clone(), a.sector)) else {
+        let Some(m) = member_key(a).and_then(|k| members.get(&k)) else {
             continue;
         };
         let weight = |s: &InstitutionScore| {
             if a.exposure > 0.0 { s.exposure / a.exposure } else { 1.0 / m.len() as f64 }
         };
-        let mut top: Vec<Contributor> = m
-            .iter()
-            .map(|s| Contributor {
-                institution_id: s.institution_id.clone(),
-                score: s.score,
-                points: weight(s) * s.score,
-            })
+        let mut ranked: Vec<(f64, &InstitutionScore)> = m.iter().map(|s| (weight(s) * s.score, *s)).collect();
+        let order = |x: &(f64, &InstitutionScore), y: &(f64, &InstitutionScore)| {
+            y.0.total_cmp(&x.0).then_with(|| x.1.institution_id.cmp(&y.1.institution_id))
+        };
+        // A total order, so selecting the first five and sorting them equals sorting all.
+        if ranked.len() > TOP_CONTRIBUTORS {
+            ranked.select_nth_unstable_by(TOP_CONTRIBUTORS - 1, order);
+            ranked.truncate(TOP_CONTRIBUTORS);
+        }
+        ranked.sort_by(order);
+        a.top = ranked
+            .into_iter()
+            .map(|(points, s)| Contributor { institution_id: s.institution_id.clone(), score: s.score, points })
             .collect();
-        top.sort_by(|x, y| y.points.total_cmp(&x.points).then_with(|| x.institution_id.cmp(&y.institution_id)));
-        top.truncate(TOP_CONTRIBUTORS);
-        a.top = top;
     }
 }

@@ -318,6 +318,17 @@ impl Ledger {
         period.end() + self.settings.report_deadline
     }
 
+    /// Whether the reporting record of an institution ([`Ledger::expected`]) ends in a
+    /// missing report: the period after its latest report is past its deadline. Only such an
+    /// institution's record changes when the watermark advances; the others' records end at
+    /// their latest report whatever the watermark.
+    pub fn overdue(&self, record: &InstitutionRecord) -> bool {
+        let (Some(last), Some(wm)) = (record.periods.keys().next_back(), self.watermark()) else {
+            return false;
+        };
+        self.deadline(last.add_months(record.sector.cadence_months())) <= wm
+    }
+
     /// The reporting record of an institution: every period it was expected to report, from its
     /// first report to the last period whose deadline the watermark has passed, and whether
     /// the report came on time, late or not at all. A closed P2P platform that reported

@@ -178,8 +178,11 @@ impl Engine {
         let districts = self.reaggregate(&touched)?;
         let due = self.due_period();
         if due != self.due_through {
+            // A report deadline passed: only records that now end in a missing report change.
             self.due_through = due;
-            entities.extend(self.ledger.institutions().map(|r| r.institution_id.clone()));
+            entities.extend(
+                self.ledger.institutions().filter(|r| self.ledger.overdue(r)).map(|r| r.institution_id.clone()),
+            );
         }
         out.transitions = self.rederive(&entities, districts);
         Ok(out)
