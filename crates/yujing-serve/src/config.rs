@@ -4,6 +4,7 @@ use crate::actions::ActionSender;
 use crate::api::{AppState, Limits};
 use crate::auth::{TokenConfig, Tokens};
 use crate::snapshot::SnapshotHandle;
+use crate::stress::StressSender;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -22,6 +23,10 @@ pub struct ServeConfig {
     /// A request taking longer gets 503, e.g. "10s".
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// `POST /api/v1/stress` taking longer gets 503, e.g. "60s" (a projection reruns the
+    /// scoring over the whole history twice).
+    #[serde(default = "default_stress_timeout", with = "humantime_serde")]
+    pub stress_timeout: Duration,
     /// The API's bearer tokens (`[[serve.tokens]]`); none means every API call gets 401.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
@@ -34,21 +39,40 @@ impl Default for ServeConfig {
             metrics_listen: "127.0.0.1:9898".into(),
             max_body_bytes: 16 * 1024,
             request_timeout: Duration::from_secs(10),
+            stress_timeout: default_stress_timeout(),
             tokens: Vec::new(),
         }
     }
 }
 
+fn default_stress_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
 impl ServeConfig {
     /// The application: `/api/v1/…`, `/healthz`, `/readyz` and the web page. `actions` is
     /// `None` on a read-only instance (actions then get 503); `ready` drives `/readyz`.
+    /// Stress projections get 503 (see [`ServeConfig::build_with_stress`]).
     pub fn build(
         &self,
         snapshots: SnapshotHandle,
         actions: Option<ActionSender>,
         ready: Arc<AtomicBool>,
     ) -> crate::Result<axum::Router> {
-        Ok(crate::api::app(self.state(snapshots, actions)?, ready))
+        self.build_with_stress(snapshots, actions, None, ready)
+    }
+
+    /// [`ServeConfig::build`], with stress projections sent down `stress` (`None`: 503).
+    pub fn build_with_stress(
+        &self,
+        snapshots: SnapshotHandle,
+        actions: Option<ActionSender>,
+        stress: Option<StressSender>,
+        ready: Arc<AtomicBool>,
+    ) -> crate::Result<axum::Router> {
+        let mut state = self.state(snapshots, actions)?;
+        state.stress = stress;
+        Ok(crate::api::app(state, ready))
     }
 
     /// The API's shared state, checked.
@@ -59,8 +83,15 @@ impl ServeConfig {
         if self.request_timeout.is_zero() {
             return Err(crate::Error::Config { key: "request_timeout", message: "must be above 0".into() });
         }
+        if self.stress_timeout.is_zero() {
+            return Err(crate::Error::Config { key: "stress_timeout", message: "must be above 0".into() });
+        }
         let tokens = Tokens::new(&self.tokens)?;
-        let limits = Limits { max_body_bytes: self.max_body_bytes, request_timeout: self.request_timeout };
-        Ok(AppState { snapshots, tokens: Arc::new(tokens), actions, limits })
+        let limits = Limits {
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: self.request_timeout,
+            stress_timeout: self.stress_timeout,
+        };
+        Ok(AppState { snapshots, tokens: Arc::new(tokens), actions, stress: None, limits })
     }
 }

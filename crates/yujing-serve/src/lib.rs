@@ -6,7 +6,8 @@
 //! takes an `Arc` of the current one at its start, so no lock is held across a request.
 //! People's actions on alerts (acknowledge, assign, resolve) are not applied here: they
 //! are sent as [`ActionRequest`]s down a channel to the pipeline task, which applies them
-//! to its alert book, makes them durable, publishes a new snapshot and replies.
+//! to its alert book, makes them durable, publishes a new snapshot and replies. Stress
+//! projections (`POST /api/v1/stress`) go the same way as [`StressRequest`]s.
 //!
 //! Every API call needs a bearer token from the configuration ([`ServeConfig::tokens`],
 //! stored as SHA-256 hex); the token's [`Role`] scopes every query and action.
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod snapshot;
+pub mod stress;
 pub mod web;
 
 pub use actions::{ActionError, ActionReceiver, ActionRequest, ActionSender, AlertAction, action_channel};
@@ -40,8 +42,10 @@ pub use config::ServeConfig;
 pub use metrics::metrics_router;
 pub use problem::Problem;
 pub use snapshot::{
-    AuditEntry, IndicatorCutoff, InstitutionView, PipelineStats, Snapshot, SnapshotHandle, SnapshotParts,
+    AuditEntry, EventProbability, IndicatorCutoff, InstitutionView, PipelineStats, Snapshot, SnapshotHandle,
+    SnapshotParts,
 };
+pub use stress::{StressError, StressReceiver, StressRequest, StressSender, stress_channel};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

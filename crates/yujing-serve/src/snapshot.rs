@@ -26,6 +26,25 @@ pub struct InstitutionView {
     pub scores: Vec<InstitutionScore>,
     /// Its winning report of each period, oldest first.
     pub reports: Vec<Arc<Report>>,
+    /// The calibrated probability of a distress event within the horizon, at its latest
+    /// scored period (only when the configuration has a `[probability]` model).
+    pub p_event: Option<EventProbability>,
+}
+
+/// A calibrated probability of a distress event within a horizon (`yujing calibrate`'s
+/// logistic model), next to the 0-100 score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EventProbability {
+    /// The period whose score and alerts it is computed from.
+    pub period: Period,
+    /// The probability, 0 to 1.
+    pub p: f64,
+    /// The horizon in months.
+    pub horizon_months: u32,
+    /// The probability at and above which the model flags an institution.
+    pub flag_at: f64,
+    /// Whether `p` is at or above `flag_at`.
+    pub flagged: bool,
 }
 
 impl InstitutionView {

@@ -390,6 +390,7 @@ async fn openapi_describes_every_route() {
         ("/alerts/{id}/assign", "post"),
         ("/alerts/{id}/resolve", "post"),
         ("/audit", "get"),
+        ("/stress", "post"),
         ("/openapi.json", "get"),
     ];
     assert_eq!(paths.len(), expected.len(), "{paths:?}");
@@ -440,4 +441,102 @@ async fn metrics_router_encodes_the_registry() {
     assert_eq!(r.status, 200);
     assert!(r.content_type.starts_with("text/plain"));
     assert!(r.text.contains("yujing_test_total 3"), "{}", r.text);
+}
+
+const SCENARIO: &str = "name = \"npl up\"\n[[shock]]\nsector = \"microloan\"\nmetric = \"npl_ratio\"\nadd_pp = 5.0\n";
+
+fn stress_body(scenario: &str, period: Option<&str>) -> String {
+    let mut body = serde_json::json!({ "scenario": scenario });
+    if let Some(p) = period {
+        body["period"] = p.into();
+    }
+    body.to_string()
+}
+
+#[tokio::test]
+async fn regulators_and_analysts_run_stress_projections() {
+    let app = app();
+    let r = post(&app.router, "/api/v1/stress", REGULATOR, &stress_body(SCENARIO, None)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["scenario"], SCENARIO);
+    assert_eq!(r.body["period"], Value::Null);
+    assert_eq!(r.body["asked_by"], "duty-desk");
+    assert!(r.body["districts"].is_array() && r.body["mechanisms"].is_array());
+    let r = post(&app.router, "/api/v1/stress", ANALYST, &stress_body(SCENARIO, Some("2021-02"))).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["period"], "2021-02");
+    assert_eq!(r.body["asked_by"], "analyst-li");
+}
+
+#[tokio::test]
+async fn stress_projections_are_refused_to_district_officers_and_strangers() {
+    let app = app();
+    let r = post(&app.router, "/api/v1/stress", WANZHOU, &stress_body(SCENARIO, None)).await;
+    assert_problem(&r, 403);
+    let r = send(&app.router, "POST", "/api/v1/stress", None, Some(&stress_body(SCENARIO, None))).await;
+    assert_problem(&r, 401);
+    let r = send(&app.router, "GET", "/api/v1/stress", Some(REGULATOR), None).await;
+    assert_problem(&r, 405);
+}
+
+#[tokio::test]
+async fn bad_stress_bodies_are_422_with_the_reason() {
+    let app = app();
+    // The pipeline's parser refuses it: its message comes back.
+    let r = post(&app.router, "/api/v1/stress", REGULATOR, &stress_body("name = \"no shocks\"", None)).await;
+    assert_problem(&r, 422);
+    assert!(r.body["detail"].as_str().unwrap().contains("line 1"), "{}", r.text);
+    for body in [
+        "{}".to_string(),
+        r#"{"scenario": 5}"#.to_string(),
+        r#"{"scenario": "  "}"#.to_string(),
+        stress_body(SCENARIO, Some("March")),
+        r#"{"scenario": "x", "shock": 1}"#.to_string(),
+    ] {
+        let r = post(&app.router, "/api/v1/stress", REGULATOR, &body).await;
+        assert_problem(&r, 422);
+    }
+    let r = post(&app.router, "/api/v1/stress", REGULATOR, "not json").await;
+    assert_problem(&r, 400);
+    let r = post(&app.router, "/api/v1/stress", REGULATOR, &stress_body(&"#".repeat(2000), None)).await;
+    assert_problem(&r, 413);
+}
+
+#[tokio::test]
+async fn stress_without_a_pipeline_is_unavailable() {
+    let app = app_full(true, false);
+    let r = post(&app.router, "/api/v1/stress", REGULATOR, &stress_body(SCENARIO, None)).await;
+    assert_problem(&r, 503);
+}
+
+#[tokio::test]
+async fn p_event_shows_only_when_the_snapshot_has_one() {
+    let app = app();
+    let r = get(&app.router, "/api/v1/institutions/MLC-B", REGULATOR).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body.get("p_event").is_none(), "{}", r.text);
+    let mut parts = parts();
+    let p = yujing_serve::EventProbability {
+        period: period("2021-03"),
+        p: 0.42,
+        horizon_months: 6,
+        flag_at: 0.3,
+        flagged: true,
+    };
+    parts.institutions.iter_mut().find(|i| i.id == "MLC-B").unwrap().p_event = Some(p);
+    app.snapshots.publish(yujing_serve::Snapshot::new(parts));
+    let r = get(&app.router, "/api/v1/institutions/MLC-B", REGULATOR).await;
+    assert_eq!(r.body["p_event"]["p"], 0.42, "{}", r.text);
+    assert_eq!(r.body["p_event"]["horizon_months"], 6);
+    assert_eq!(r.body["p_event"]["flagged"], true);
+    let r = get(&app.router, "/api/v1/districts/500101", REGULATOR).await;
+    let list = r.body["institutions"].as_array().unwrap();
+    let b = list.iter().find(|i| i["id"] == "MLC-B").unwrap();
+    let a = list.iter().find(|i| i["id"] == "MLC-A").unwrap();
+    assert_eq!(b["p_event"]["p"], 0.42, "{}", r.text);
+    assert!(a.get("p_event").is_none());
+    // An earlier period of the district does not show the latest probability.
+    let r = get(&app.router, "/api/v1/districts/500101?period=2021-02", REGULATOR).await;
+    let list = r.body["institutions"].as_array().unwrap();
+    assert!(list.iter().all(|i| i.get("p_event").is_none()), "{}", r.text);
 }

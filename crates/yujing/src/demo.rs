@@ -100,7 +100,8 @@ async fn serve_demo(config: Config, files: Vec<PathBuf>, pace: Option<Duration>)
     let metrics = Arc::new(Metrics::new()?);
     let ready = Arc::new(AtomicBool::new(false));
     let (mut link, snapshots, actions) = link(&config, metrics.clone(), ready.clone());
-    let app = config.serve.build(snapshots, Some(actions), ready.clone())?;
+    let stress = link.enable_stress(&config, &rules);
+    let app = config.serve.build_with_stress(snapshots, Some(actions), Some(stress), ready.clone())?;
     let (api, metrics_listener) = bind(&config.serve.listen, &config.serve.metrics_listen).await?;
     let (a, m) = (api.local_addr()?, metrics_listener.local_addr()?);
     println!("yujing demo · 渝警演示");
@@ -161,11 +162,8 @@ async fn pipeline(
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep_until(until) => break,
-                    req = link.actions.recv() => match req {
-                        Some(req) => {
-                            link.apply(engine, None, req);
-                        }
-                        None => return Ok(()),
+                    more = link.next(engine, None) => if !more {
+                        return Ok(());
                     },
                 }
             }
@@ -180,8 +178,6 @@ async fn pipeline(
         started.elapsed().as_secs_f64(),
         open
     );
-    while let Some(req) = link.actions.recv().await {
-        link.apply(engine, None, req);
-    }
+    while link.next(engine, None).await {}
     Ok(())
 }

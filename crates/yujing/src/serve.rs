@@ -1,27 +1,64 @@
 //! The engine behind the HTTP API: snapshots built from the engine after each committed
 //! batch, and people's actions applied to the engine's alert book (and made durable in the
-//! store, with their audit record, in one transaction) by the task that owns the engine.
+//! store, with their audit record, in one transaction) by the task that owns the engine,
+//! and stress projections (`POST /api/v1/stress`) taken between batches and projected off
+//! the pipeline's path.
 
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use chrono::Timelike;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
-use yujing_alert::{ENGINE, Error as AlertError};
+use yujing_alert::{ENGINE, Error as AlertError, RulePack};
 use yujing_model::period::china_tz;
-use yujing_model::{Alert, Transition};
+use yujing_model::{Alert, Period, Transition};
 use yujing_serve::{
-    ActionError, ActionReceiver, ActionRequest, ActionSender, AlertAction, AuditEntry, IndicatorCutoff,
-    InstitutionView, PipelineStats, Snapshot, SnapshotHandle, SnapshotParts, action_channel,
+    ActionError, ActionReceiver, ActionRequest, ActionSender, AlertAction, AuditEntry, EventProbability,
+    IndicatorCutoff, InstitutionView, PipelineStats, Snapshot, SnapshotHandle, SnapshotParts, StressError,
+    StressReceiver, StressRequest, StressSender, action_channel, stress_channel,
 };
 use yujing_store::{AuditRecord, BatchWrite, Store};
 
 /// How many action requests may wait for the pipeline.
 const ACTION_QUEUE: usize = 64;
+
+/// How many stress requests may wait for the pipeline.
+const STRESS_QUEUE: usize = 8;
+
+/// How many stress projections may run at once (each reruns the scoring twice); more get 503.
+const MAX_PROJECTIONS: usize = 2;
+
+/// Each institution's probability of an event at its latest scored period, when the
+/// configuration has a `[probability]` model.
+fn latest_p_events(config: &Config, engine: &Engine) -> HashMap<(String, Period), EventProbability> {
+    let Some(model) = &config.probability else { return HashMap::new() };
+    let mut latest: HashMap<&str, Period> = HashMap::new();
+    for s in engine.institution_scores() {
+        let e = latest.entry(s.institution_id.as_str()).or_insert(s.period);
+        *e = (*e).max(s.period);
+    }
+    let periods: BTreeSet<Period> = latest.values().copied().collect();
+    let mut out = HashMap::new();
+    for period in periods {
+        for (id, p) in crate::backtest::probability::p_events(model, engine, period) {
+            if latest.get(id.as_str()) == Some(&period) {
+                let e = EventProbability {
+                    period,
+                    p,
+                    horizon_months: model.horizon,
+                    flag_at: model.flag_at,
+                    flagged: p >= model.flag_at,
+                };
+                out.insert((id, period), e);
+            }
+        }
+    }
+    out
+}
 
 /// A snapshot of the engine's current state.
 pub fn snapshot(engine: &Engine, config: &Config, audit: &[AuditEntry]) -> Snapshot {
@@ -29,18 +66,22 @@ pub fn snapshot(engine: &Engine, config: &Config, audit: &[AuditEntry]) -> Snaps
     for s in engine.institution_scores() {
         scores.entry(s.institution_id.as_str()).or_default().push(s.clone());
     }
+    let mut p_events = latest_p_events(config, engine);
     let institutions = engine
         .ledger()
         .institutions()
         .filter_map(|r| {
             let latest = r.latest()?;
+            let scores = scores.remove(r.institution_id.as_ref()).unwrap_or_default();
+            let p_event = scores.last().and_then(|s| p_events.remove(&(r.institution_id.to_string(), s.period)));
             Some(InstitutionView {
                 id: r.institution_id.to_string(),
                 name: latest.institution_name.clone(),
                 sector: r.sector,
                 district_code: latest.district_code,
-                scores: scores.remove(r.institution_id.as_ref()).unwrap_or_default(),
+                scores,
                 reports: r.reports().cloned().collect(),
+                p_event,
             })
         })
         .collect();
@@ -97,6 +138,24 @@ pub struct ApiLink {
     pub ready: Arc<AtomicBool>,
     audit: Vec<AuditEntry>,
     roles: HashMap<String, String>,
+    stress: Option<StressLink>,
+}
+
+/// What stress projections need besides the engine's reports.
+struct StressLink {
+    requests: StressReceiver,
+    config: Arc<Config>,
+    rules: Arc<RulePack>,
+    running: Arc<AtomicUsize>,
+}
+
+/// Counts a running projection, also when it panics.
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for ApiLink {
@@ -110,11 +169,120 @@ pub fn link(config: &Config, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> (
     let snapshots = SnapshotHandle::new(Snapshot::empty());
     let (tx, rx) = action_channel(ACTION_QUEUE);
     let roles = config.serve.tokens.iter().map(|t| (t.name.clone(), t.role.to_string())).collect();
-    let link = ApiLink { snapshots: snapshots.clone(), actions: rx, metrics, ready, audit: Vec::new(), roles };
+    let link =
+        ApiLink { snapshots: snapshots.clone(), actions: rx, metrics, ready, audit: Vec::new(), roles, stress: None };
     (link, snapshots, tx)
 }
 
 impl ApiLink {
+    /// Takes stress projections from now on (between batches, in [`ApiLink::drain`] and
+    /// [`ApiLink::next`]), projecting with this configuration and rule pack; returns the
+    /// API's end of the channel (for [`yujing_serve::ServeConfig::build_with_stress`]).
+    pub fn enable_stress(&mut self, config: &Config, rules: &RulePack) -> StressSender {
+        let (tx, rx) = stress_channel(STRESS_QUEUE);
+        self.stress = Some(StressLink {
+            requests: rx,
+            config: Arc::new(config.clone()),
+            rules: Arc::new(rules.clone()),
+            running: Arc::new(AtomicUsize::new(0)),
+        });
+        tx
+    }
+
+    /// Starts one stress projection: parses the scenario (a bad one is answered at once),
+    /// copies the engine's winning reports and projects them on a blocking thread, which
+    /// replies. Does not wait for the projection.
+    pub fn stress(&self, engine: &Engine, req: StressRequest) {
+        if req.reply.is_closed() {
+            tracing::info!(by = %req.caller.name, "stress projection dropped: its request timed out");
+            return;
+        }
+        let Some(link) = &self.stress else {
+            let _ = req.reply.send(Err(StressError::Unavailable("this instance runs no stress projections".into())));
+            return;
+        };
+        let scenario = match yujing_score::stress::Scenario::from_toml_str(&req.scenario) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = req.reply.send(Err(StressError::Invalid(e.to_string())));
+                return;
+            }
+        };
+        let reports = crate::stress::winning_reports(engine);
+        let missing = match req.period {
+            _ if reports.is_empty() => Some("no reports yet: nothing to stress".to_string()),
+            Some(p) if !reports.iter().any(|r| r.period == p) => Some(format!("no reports for {p}")),
+            _ => None,
+        };
+        if let Some(m) = missing {
+            let _ = req.reply.send(Err(StressError::NoData(m)));
+            return;
+        }
+        if link.running.fetch_add(1, Ordering::Relaxed) >= MAX_PROJECTIONS {
+            link.running.fetch_sub(1, Ordering::Relaxed);
+            let busy = format!("{MAX_PROJECTIONS} stress projections are running; try again shortly");
+            let _ = req.reply.send(Err(StressError::Unavailable(busy)));
+            return;
+        }
+        let running = Running(link.running.clone());
+        let (config, rules) = (link.config.clone(), link.rules.clone());
+        let job = move || {
+            let _running = running;
+            let started = Instant::now();
+            let outcome = crate::stress::project(&config, &rules, &reports, &scenario, req.period)
+                .map_err(|e| match e.downcast_ref::<yujing_score::Error>() {
+                    Some(e) => StressError::Invalid(e.to_string()),
+                    None => {
+                        tracing::error!(error = %format!("{e:#}"), "stress projection failed");
+                        StressError::Unavailable("the projection failed".into())
+                    }
+                })
+                .and_then(|p| serde_json::to_value(p).map_err(|e| StressError::Unavailable(e.to_string())));
+            tracing::info!(
+                scenario = %scenario.name,
+                by = %req.caller.name,
+                ok = outcome.is_ok(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "stress projection done"
+            );
+            let _ = req.reply.send(outcome);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(job)),
+            Err(_) => drop(std::thread::spawn(job)),
+        }
+    }
+
+    /// Waits for the next action or stress request and takes it (for a pipeline with
+    /// nothing else to do); false once the API's action channel is closed.
+    pub async fn next(&mut self, engine: &mut Engine, store: Option<&mut Store>) -> bool {
+        enum Next {
+            Action(Option<ActionRequest>),
+            Stress(StressRequest),
+        }
+        let stress = &mut self.stress;
+        let next = tokio::select! {
+            a = self.actions.recv() => Next::Action(a),
+            Some(s) = async {
+                match stress.as_mut() {
+                    Some(l) => l.requests.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => Next::Stress(s),
+        };
+        match next {
+            Next::Action(Some(req)) => {
+                self.apply(engine, store, req);
+                true
+            }
+            Next::Action(None) => false,
+            Next::Stress(req) => {
+                self.stress(engine, req);
+                true
+            }
+        }
+    }
+
     /// Loads people's past actions from a store's audit log, for `GET audit`.
     pub fn load_audit(&mut self, store: &Store) -> Result<()> {
         let mut after = 0;
@@ -234,11 +402,15 @@ impl ApiLink {
         Ok(transition.alert)
     }
 
-    /// Applies every waiting action (between batches); returns the alerts they changed.
+    /// Applies every waiting action and starts every waiting stress projection (between
+    /// batches); returns the alerts the actions changed.
     pub fn drain(&mut self, engine: &mut Engine, mut store: Option<&mut Store>) -> Vec<Alert> {
         let mut changed = Vec::new();
         while let Ok(req) = self.actions.try_recv() {
             changed.extend(self.apply(engine, store.as_deref_mut(), req));
+        }
+        while let Some(req) = self.stress.as_mut().and_then(|l| l.requests.try_recv().ok()) {
+            self.stress(engine, req);
         }
         changed
     }
@@ -302,7 +474,8 @@ pub async fn run_service(config: &Config, rules: yujing_alert::RulePack) -> Resu
     let metrics = Arc::new(Metrics::new()?);
     let ready = Arc::new(AtomicBool::new(false));
     let (mut api_link, snapshots, actions) = link(config, metrics.clone(), ready.clone());
-    let app = config.serve.build(snapshots, Some(actions), ready.clone())?;
+    let stress = api_link.enable_stress(config, &rules);
+    let app = config.serve.build_with_stress(snapshots, Some(actions), Some(stress), ready.clone())?;
     if config.serve.tokens.is_empty() {
         tracing::warn!("no [[serve.tokens]] configured: every API call will get 401");
     }

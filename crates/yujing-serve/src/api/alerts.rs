@@ -116,7 +116,7 @@ pub(crate) async fn one(
 }
 
 /// A JSON object body: empty means `{}`; 400 when not JSON, 413 when too large.
-fn body(b: Result<Bytes, BytesRejection>) -> Result<serde_json::Map<String, serde_json::Value>, Problem> {
+pub(super) fn body(b: Result<Bytes, BytesRejection>) -> Result<serde_json::Map<String, serde_json::Value>, Problem> {
     let bytes = b.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")

@@ -4,7 +4,7 @@ use super::riskmap::AlertBrief;
 use super::{AppState, parse_period, query};
 use crate::auth::Caller;
 use crate::problem::Problem;
-use crate::snapshot::{InstitutionView, Snapshot};
+use crate::snapshot::{EventProbability, InstitutionView, Snapshot};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -83,6 +83,10 @@ pub(crate) struct InstitutionPage {
     /// The period broken down (the one asked for, else the latest scored).
     #[serde(skip_serializing_if = "Option::is_none")]
     score: Option<Breakdown>,
+    /// The calibrated probability of an event within the horizon, at its latest period
+    /// (only with a `[probability]` model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p_event: Option<EventProbability>,
     history: Vec<ScorePoint>,
     reports: Vec<ReportPoint>,
     /// Its current alerts, most severe first.
@@ -209,6 +213,7 @@ pub(crate) async fn institution(
         district_code: inst.district_code.to_string(),
         district_name: yujing_model::district(inst.district_code).map_or_else(String::new, |d| d.name_zh.to_string()),
         score: score.map(|s| breakdown(&snap, inst, s)),
+        p_event: inst.p_event,
         history,
         reports,
         alerts: alerts.into_iter().map(AlertBrief::of).collect(),

@@ -3,11 +3,13 @@
 mod alerts;
 mod institutions;
 mod riskmap;
+mod stress;
 
 use crate::actions::ActionSender;
 use crate::auth::Tokens;
 use crate::problem::Problem;
 use crate::snapshot::SnapshotHandle;
+use crate::stress::StressSender;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
@@ -29,6 +31,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Slower requests get 503.
     pub request_timeout: Duration,
+    /// Slower stress projections get 503.
+    pub stress_timeout: Duration,
 }
 
 /// What every handler shares.
@@ -40,6 +44,8 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     /// Where actions go; `None` on a read-only instance.
     pub actions: Option<ActionSender>,
+    /// Where stress projections go; `None` when this instance runs none.
+    pub stress: Option<StressSender>,
     /// Request limits.
     pub limits: Limits,
 }
@@ -52,6 +58,15 @@ pub const DEFAULT_LIMIT: usize = 50;
 /// The API routes, to be nested under `/api/v1`.
 pub fn api_router(state: AppState) -> Router {
     let limits = state.limits;
+    // Projections rerun the scoring: their own, longer timeout.
+    let stress = Router::new()
+        .route("/stress", post(stress::stress))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Limits { request_timeout: limits.stress_timeout, ..limits },
+            timeout,
+        ));
     Router::new()
         .route("/riskmap", get(riskmap::riskmap))
         .route("/districts/{code}", get(riskmap::district))
@@ -66,6 +81,7 @@ pub fn api_router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(limits, timeout))
+        .merge(stress)
         .with_state(state)
 }
 

@@ -245,6 +245,10 @@ struct RankedInstitution {
     grade: Grade,
     trend_z: Option<f64>,
     exposure: f64,
+    /// The calibrated probability of an event within the horizon, when the period is the
+    /// institution's latest and a `[probability]` model is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p_event: Option<crate::snapshot::EventProbability>,
 }
 
 /// An alert in a list, in brief.
@@ -357,6 +361,7 @@ pub(crate) async fn district(
                     grade: s.grade,
                     trend_z: s.trend_z,
                     exposure: s.exposure,
+                    p_event: i.p_event.filter(|e| e.period == p),
                 })
                 .collect()
         })

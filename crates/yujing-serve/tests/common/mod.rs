@@ -19,7 +19,8 @@ use yujing_model::{
 };
 use yujing_serve::{
     ActionError, ActionReceiver, AlertAction, AuditEntry, IndicatorCutoff, InstitutionView, Role, ServeConfig,
-    Snapshot, SnapshotHandle, SnapshotParts, TokenConfig, action_channel, hash_token,
+    Snapshot, SnapshotHandle, SnapshotParts, StressError, StressReceiver, TokenConfig, action_channel, hash_token,
+    stress_channel,
 };
 
 pub const REGULATOR: &str = "tok-regulator";
@@ -170,6 +171,7 @@ pub fn parts() -> SnapshotParts {
             district_code: district,
             scores: Vec::new(),
             reports: Vec::new(),
+            p_event: None,
         };
         for (p, npl) in periods.iter().zip(npl) {
             let s = inst_score(id, district, p, npl);
@@ -274,6 +276,28 @@ fn spawn_pipeline(mut rx: ActionReceiver, snapshots: SnapshotHandle) {
     });
 }
 
+/// Answers stress requests as the pipeline would, without projecting: a scenario without
+/// a `[[shock]]` is refused as the parser would refuse it; otherwise the reply echoes what
+/// was asked, in the projection's shape.
+fn spawn_stress_pipeline(mut rx: StressReceiver) {
+    tokio::spawn(async move {
+        while let Some(req) = rx.recv().await {
+            let result = if req.scenario.contains("[[shock]]") {
+                Ok(serde_json::json!({
+                    "scenario": req.scenario,
+                    "period": req.period.map(|p| p.to_string()),
+                    "asked_by": req.caller.name,
+                    "districts": [],
+                    "mechanisms": [],
+                }))
+            } else {
+                Err(StressError::Invalid("TOML parse error at line 1, column 1: a scenario needs a shock".into()))
+            };
+            let _ = req.reply.send(result);
+        }
+    });
+}
+
 pub struct App {
     pub router: Router,
     pub snapshots: SnapshotHandle,
@@ -287,6 +311,11 @@ pub fn app() -> App {
 }
 
 pub fn app_with(actions: bool) -> App {
+    app_full(actions, true)
+}
+
+/// The application with or without a stand-in pipeline for actions and for stress requests.
+pub fn app_full(actions: bool, stress: bool) -> App {
     let config = ServeConfig { tokens: tokens(), max_body_bytes: 1024, ..ServeConfig::default() };
     let snapshots = SnapshotHandle::new(Snapshot::new(parts()));
     let ready = Arc::new(AtomicBool::new(true));
@@ -295,7 +324,12 @@ pub fn app_with(actions: bool) -> App {
         spawn_pipeline(rx, snapshots.clone());
         tx
     });
-    let router = config.build(snapshots.clone(), sender, ready.clone()).unwrap();
+    let stress = stress.then(|| {
+        let (tx, rx) = stress_channel(4);
+        spawn_stress_pipeline(rx);
+        tx
+    });
+    let router = config.build_with_stress(snapshots.clone(), sender, stress, ready.clone()).unwrap();
     App { router, snapshots, ready }
 }
 
