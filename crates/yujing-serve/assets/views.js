@@ -16,6 +16,18 @@ function pct(v) {
   return v === null || v === undefined ? '—' : `${(v * 100).toFixed(2)}%`;
 }
 
+/** A probability (0-1) as a percentage. */
+function pctP(v) {
+  return `${(Number(v) * 100).toFixed(1)}%`;
+}
+
+/** The calibrated probability of an event within the horizon (absent without a [probability] model). */
+function pEvent(p) {
+  if (!p) return '';
+  const label = ['事件概率', `P(event, ${Number(p.horizon_months)}m)`];
+  return `<span id="p-event" class="${p.flagged ? 'flagged' : ''}" title="${esc(p.period)}">${bi(label)} <b>${pctP(p.p)}</b>${p.flagged ? ' ⚑' : ''}</span>`;
+}
+
 function openAlerts(counts) {
   if (!counts) return '—';
   const parts = ['red', 'orange', 'yellow', 'blue']
@@ -78,13 +90,14 @@ export function renderDistrict(panel, d) {
         <td class="num">${s.institutions}</td><td class="num">${pct(s.npl_ratio)}</td><td class="num">${pct(s.payout_rate)}</td></tr>`,
     )
     .join('');
+  const withP = d.institutions.find((i) => i.p_event);
   const insts = d.institutions
     .map(
       (i) => `<tr class="clickable" data-institution-id="${esc(i.id)}" tabindex="0">
         <td><a href="#/institution/${encodeURIComponent(i.id)}">${esc(i.name)}</a><div class="small">${esc(i.id)}</div></td>
         <td>${bi(lookup(SECTORS, i.sector))}</td>
         <td class="num">${fmtScore(i.score)}</td><td>${gradeBadge(i.grade)}</td>
-        <td class="num">${fmtYi(i.exposure)}</td></tr>`,
+        <td class="num">${fmtYi(i.exposure)}</td>${withP ? `<td class="num">${i.p_event ? pctP(i.p_event.p) : '—'}</td>` : ''}</tr>`,
     )
     .join('');
   const history = d.history.map((h) => ({ period: h.period, score: h.score, grade: h.grade }));
@@ -94,7 +107,7 @@ export function renderDistrict(panel, d) {
     ${cur ? figures(cur) : `<p class="small">${bi(L.noData)}</p>`}
     ${sectors ? `<table class="table"><thead><tr><th>${bi(L.sector)}</th><th class="num">${bi(L.score)}</th><th>${bi(L.grade)}</th><th class="num">${bi(L.count)}</th><th class="num">${bi(L.nplRatio)}</th><th class="num">${bi(L.payoutRate)}</th></tr></thead><tbody>${sectors}</tbody></table>` : ''}
     <h3>${bi(L.institutions)} <span class="small">(${d.institutions.length})</span></h3>
-    <table id="district-institutions" class="table"><thead><tr><th>${bi(L.institution)}</th><th>${bi(L.sector)}</th><th class="num">${bi(L.score)}</th><th>${bi(L.grade)}</th><th class="num">${bi(L.exposure)}</th></tr></thead>
+    <table id="district-institutions" class="table"><thead><tr><th>${bi(L.institution)}</th><th>${bi(L.sector)}</th><th class="num">${bi(L.score)}</th><th>${bi(L.grade)}</th><th class="num">${bi(L.exposure)}</th>${withP ? `<th class="num">${bi(['事件概率', `P(event, ${Number(withP.p_event.horizon_months)}m)`])}</th>` : ''}</tr></thead>
       <tbody>${insts || `<tr><td colspan="5" class="small">${bi(L.none)}</td></tr>`}</tbody></table>
     <h3>${bi(L.alerts)}</h3>
     ${alertRows(d.alerts)}
@@ -150,6 +163,7 @@ export function renderInstitution(section, inst, districtHistory, onPeriod) {
       <span>${bi(lookup(SECTORS, inst.sector))}</span>
       <span><a href="#/map/${esc(inst.district_code)}">${esc(inst.district_name)}</a> <span class="small">${esc(inst.district_code)}</span></span>
       ${s ? `<span>${bi(L.score)} <b>${fmtScore(s.score)}</b> ${gradeBadge(s.grade)}</span>` : ''}
+      ${pEvent(inst.p_event)}
     </div>
     <div class="inst-grid">
       <div class="panel">
