@@ -261,7 +261,7 @@ mod tests {
     fn defaults_load() {
         let c = Config::load_with_env(None, std::iter::empty()).unwrap();
         assert_eq!(c.ledger.report_deadline, Duration::from_secs(15 * 86400));
-        assert_eq!(c.ingest.batch_size, 4096);
+        assert_eq!(c.ingest.batch_size, 16384);
     }
 
     #[test]
