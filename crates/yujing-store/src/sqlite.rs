@@ -356,15 +356,21 @@ impl Store {
     /// returns the outbox of transitions not yet marked published.
     pub fn audit(&self, after_seq: i64, limit: usize, unpublished_only: bool) -> Result<Vec<AuditRecord>> {
         let e = |err| sql(err, &self.path);
+        // Two statements, not one with `(?2 = 0 OR published = 0)`: that disjunction keeps
+        // SQLite off the (published, seq) index, and the outbox then scanned every record ever
+        // published on each call (quadratic in the life of a store).
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare_cached(if unpublished_only {
                 "SELECT seq, recorded_at, actor, kind, alert_id, record FROM audit
-                 WHERE seq > ?1 AND (?2 = 0 OR published = 0) ORDER BY seq LIMIT ?3",
-            )
+                 WHERE published = 0 AND seq > ?1 ORDER BY seq LIMIT ?2"
+            } else {
+                "SELECT seq, recorded_at, actor, kind, alert_id, record FROM audit
+                 WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            })
             .map_err(e)?;
         let rows = stmt
-            .query_map(params![after_seq, i64::from(unpublished_only), limit as i64], |r| {
+            .query_map(params![after_seq, limit as i64], |r| {
                 let at: String = r.get(1)?;
                 Ok(AuditRecord {
                     seq: r.get(0)?,
