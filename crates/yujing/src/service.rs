@@ -13,7 +13,7 @@
 use crate::config::Config;
 use crate::durable::{open_engine, persist_with_dead_letters};
 use crate::outbox::{PublisherHandle, all_periods, score_records};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -260,25 +260,4 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-}
-
-/// Serves `/healthz` (the process is up) and `/readyz` (the source reaches the broker) on
-/// `listen` until the process ends.
-pub async fn serve_health(listen: &str, ready: Arc<AtomicBool>) -> Result<()> {
-    use axum::Router;
-    use axum::http::StatusCode;
-    use axum::routing::get;
-    let app =
-        Router::new().route("/healthz", get(|| async { "ok\n" })).route(
-            "/readyz",
-            get(move || {
-                let ready = ready.load(Ordering::Relaxed);
-                async move {
-                    if ready { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(listen, "health endpoints up");
-    axum::serve(listener, app).await.context("health server")
 }
