@@ -151,7 +151,6 @@ pub async fn run(
             _ = &mut stop => break,
             b = source.next_batch() => b?,
         };
-        ready.store(source_ready.load(Ordering::Relaxed), Ordering::Relaxed);
         // API actions, between batches: each commits with its audit record, then goes out.
         let acted = api.drain(&mut engine, Some(&mut store));
         if let Some(am) = &alertmanager {

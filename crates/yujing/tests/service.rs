@@ -94,10 +94,7 @@ fn wait_for(run: &mut Running, store: &Path, n: i64, within: Duration) {
         if let Some(status) = run.0.as_mut().and_then(|c| c.try_wait().unwrap()) {
             panic!("yujing run exited with {status} before committing {n} messages");
         }
-        let done: i64 = yujing_store::Store::open_read_only(store)
-            .ok()
-            .and_then(|s| s.checkpoints("kafka:yujing.reports").ok())
-            .map_or(0, |c| c.iter().map(|c| c.next_offset).sum());
+        let done: i64 = committed(store).values().sum();
         if done >= n {
             return;
         }
