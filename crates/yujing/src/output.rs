@@ -31,8 +31,14 @@ pub fn scores_frame(engine: &Engine) -> Result<DataFrame> {
     let mut trend_z = Vec::with_capacity(n);
     let mut indicators: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(n); Indicator::ALL.len()];
 
+    let mut name = (String::new(), String::new());
     for s in &inst {
-        let name = engine.ledger().institution(&s.institution_id).map(|r| r.name().to_string()).unwrap_or_default();
+        // Rows come grouped by institution: look each name up once.
+        if name.0 != s.institution_id {
+            let n = engine.ledger().institution(&s.institution_id).map(|r| r.name().to_string()).unwrap_or_default();
+            name = (s.institution_id.clone(), n);
+        }
+        let name = name.1.clone();
         level.push(Level::Institution.as_str());
         entity_id.push(s.institution_id.clone());
         entity_name.push(name);

@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::durable::{open_engine, persist, restore};
-use crate::engine::Engine;
+use crate::engine::{BatchOutput, Engine};
 use crate::output::{DeadLetterWriter, write_alerts, write_scores};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -90,7 +90,12 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
     while let Some(mut batch) = source.next_batch()? {
         // Lines already committed to the store before a restart are skipped.
         batch.retain(|i| i.position.line.unwrap_or(0) as i64 > resume.get(&i.position.source).copied().unwrap_or(0));
-        let out = engine.process(&batch)?;
+        let out = match store {
+            // With a store every batch commits, so it settles first.
+            Some(_) => engine.process(&batch)?,
+            // Without one there is nothing to commit on the way: load everything, settle once.
+            None => BatchOutput { dead_letters: engine.ingest(&batch), transitions: Vec::new() },
+        };
         dlq.write(&out.dead_letters)?;
         if let Some(store) = store.as_mut() {
             let mut last: BTreeMap<&str, i64> = BTreeMap::new();
@@ -115,6 +120,11 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
             transitions = out.transitions.len(),
             "batch processed"
         );
+    }
+    if store.is_none() {
+        bar.set_message(format!("{} reports; scoring and deriving alerts", engine.stats().received));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        transitions += engine.settle()?.len() as u64;
     }
     bar.finish_and_clear();
     let dead_letters = dlq.finish()?;

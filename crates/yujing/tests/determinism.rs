@@ -43,6 +43,15 @@ fn batch_boundaries_duplicates_and_order_within_a_period_change_nothing() {
     assert!(outcome(&run(&lines, 37)).eq(&expected), "batch size 37");
     assert!(outcome(&run(&lines, 4096)).eq(&expected), "batch size 4096");
 
+    // Ingested in batches and settled once at the end, as `yujing replay` does.
+    let mut bulk = engine();
+    for chunk in inputs(&lines).chunks(300) {
+        bulk.ingest(chunk);
+    }
+    assert!(bulk.alerts().next().is_none(), "nothing is derived before settle");
+    assert!(!bulk.settle().unwrap().is_empty());
+    assert!(outcome(&bulk).eq(&expected), "ingest all, settle once");
+
     // The same input twice in one run.
     let twice: Vec<String> = lines.iter().chain(lines.iter()).cloned().collect();
     assert!(outcome(&run(&twice, 333)).eq(&expected), "input twice");

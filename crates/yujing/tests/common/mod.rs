@@ -27,10 +27,9 @@ pub fn run(lines: &[String], batch: usize) -> Engine {
     e
 }
 
-/// Feeds lines to an engine in batches; returns every batch's output merged.
-pub fn feed(e: &mut Engine, lines: &[String], batch: usize) -> yujing::engine::BatchOutput {
-    let mut all = yujing::engine::BatchOutput::default();
-    let inputs: Vec<Input> = lines
+/// Lines as inputs, numbered from 1 in a source called "test".
+pub fn inputs(lines: &[String]) -> Vec<Input> {
+    lines
         .iter()
         .enumerate()
         .map(|(i, l)| Input {
@@ -38,8 +37,13 @@ pub fn feed(e: &mut Engine, lines: &[String], batch: usize) -> yujing::engine::B
             position: Position::line("test", i as u64 + 1),
             truncated_from: None,
         })
-        .collect();
-    for chunk in inputs.chunks(batch.max(1)) {
+        .collect()
+}
+
+/// Feeds lines to an engine in batches; returns every batch's output merged.
+pub fn feed(e: &mut Engine, lines: &[String], batch: usize) -> yujing::engine::BatchOutput {
+    let mut all = yujing::engine::BatchOutput::default();
+    for chunk in inputs(lines).chunks(batch.max(1)) {
         let out = e.process(chunk).expect("batch");
         all.dead_letters.extend(out.dead_letters);
         all.transitions.extend(out.transitions);
