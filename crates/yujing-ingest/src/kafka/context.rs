@@ -136,6 +136,14 @@ impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         self.cells.rebalances.fetch_add(1, Ordering::Relaxed);
         match rebalance {
+            // The coordinator dropped this member (its session expired): the partitions may
+            // already be another member's, and librdkafka refuses to commit for them. The
+            // client rejoins by itself; the store's positions say where to resume.
+            Rebalance::Revoke(tpl) if consumer.assignment_lost() => tracing::warn!(
+                source = %self.name,
+                partitions = %Self::partitions(tpl),
+                "partitions lost: the group dropped this member (session expired); rejoining"
+            ),
             Rebalance::Revoke(tpl) => {
                 tracing::info!(
                     source = %self.name,

@@ -194,7 +194,16 @@ impl Broker {
 }
 
 impl Drop for Broker {
+    /// Stops the broker; with `YUJING_TEST_BROKER_LOGS=DIR`, its logs are copied into `DIR`
+    /// first (the broker's own directory is removed), to look into a failed test.
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = std::env::var_os("YUJING_TEST_BROKER_LOGS") {
+            let _ = std::fs::create_dir_all(&dir);
+            for start in 1..=self.starts {
+                let to = Path::new(&dir).join(format!("tansu-{}-{start}.log", self.port));
+                let _ = std::fs::copy(self.log_path(start), to);
+            }
+        }
     }
 }
