@@ -30,6 +30,12 @@ pub struct ServeConfig {
     /// The API's bearer tokens (`[[serve.tokens]]`); none means every API call gets 401.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// While the pipeline is busy, the API's view is refreshed at most this often, e.g.
+    /// "1s" (and never more often than building it costs four times over, so the view
+    /// takes at most a fifth of the pipeline's time); it is refreshed as soon as the
+    /// pipeline is idle. People's actions show at once either way.
+    #[serde(default = "default_snapshot_interval", with = "humantime_serde")]
+    pub snapshot_interval: Duration,
 }
 
 impl Default for ServeConfig {
@@ -41,8 +47,13 @@ impl Default for ServeConfig {
             request_timeout: Duration::from_secs(10),
             stress_timeout: default_stress_timeout(),
             tokens: Vec::new(),
+            snapshot_interval: default_snapshot_interval(),
         }
     }
+}
+
+fn default_snapshot_interval() -> Duration {
+    Duration::from_secs(1)
 }
 
 fn default_stress_timeout() -> Duration {

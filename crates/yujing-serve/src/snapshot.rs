@@ -22,8 +22,9 @@ pub struct InstitutionView {
     pub sector: Sector,
     /// Its 区县 (from its latest report).
     pub district_code: u32,
-    /// Its score in each period scored, oldest first.
-    pub scores: Vec<InstitutionScore>,
+    /// Its score in each period scored, oldest first (shared with the pipeline's state, so a
+    /// snapshot costs a pointer per score, not a copy).
+    pub scores: Vec<Arc<InstitutionScore>>,
     /// Its winning report of each period, oldest first.
     pub reports: Vec<Arc<Report>>,
     /// The calibrated probability of a distress event within the horizon, at its latest
@@ -50,12 +51,12 @@ pub struct EventProbability {
 impl InstitutionView {
     /// The score of a period.
     pub fn score(&self, period: Period) -> Option<&InstitutionScore> {
-        self.scores.binary_search_by_key(&period, |s| s.period).ok().map(|i| &self.scores[i])
+        self.scores.binary_search_by_key(&period, |s| s.period).ok().map(|i| &*self.scores[i])
     }
 
     /// The latest score.
     pub fn latest(&self) -> Option<&InstitutionScore> {
-        self.scores.last()
+        self.scores.last().map(|s| &**s)
     }
 }
 

@@ -85,7 +85,7 @@ pub struct Engine {
     score: ScoreConfig,
     rules: RulePack,
     book: AlertBook,
-    inst_scores: HashMap<Arc<str>, BTreeMap<Period, InstitutionScore>>,
+    inst_scores: HashMap<Arc<str>, BTreeMap<Period, Arc<InstitutionScore>>>,
     aggregates: BTreeMap<AggKey, AggregateScore>,
     agg_at: HashMap<(u32, SectorScope, Period), DateTime<FixedOffset>>,
     due_through: Option<Period>,
@@ -311,8 +311,8 @@ impl Engine {
                     .map(|r| r.institution_id.clone())
                     .unwrap_or_else(|| Arc::from(s.institution_id.as_str()));
                 let slot = self.inst_scores.entry(id.clone()).or_default();
-                if slot.get(&s.period) != Some(&s) {
-                    slot.insert(s.period, s);
+                if slot.get(&s.period).map(|a| &**a) != Some(&s) {
+                    slot.insert(s.period, Arc::new(s));
                     entities.insert(id);
                 }
             }
@@ -336,7 +336,7 @@ impl Engine {
             for sector in Sector::ALL {
                 for r in self.ledger.sector_period(sector, p) {
                     if let Some(s) = self.inst_scores.get(r.institution_id.as_str()).and_then(|m| m.get(&p)) {
-                        rows.push((s, r.as_ref()));
+                        rows.push((&**s, r.as_ref()));
                         for scope in [SectorScope::One(sector), SectorScope::All] {
                             let t = at.entry((r.district_code, scope, p)).or_insert(r.submitted_at);
                             *t = (*t).max(r.submitted_at);
@@ -462,12 +462,17 @@ impl Engine {
         &mut self.book
     }
 
+    /// An institution's scores, oldest period first (shared: cloning one is a pointer copy).
+    pub fn scores_of(&self, institution: &str) -> impl Iterator<Item = &Arc<InstitutionScore>> + '_ {
+        self.inst_scores.get(institution).into_iter().flat_map(|m| m.values())
+    }
+
     /// Every institution score, ordered by institution then period.
     pub fn institution_scores(&self) -> Vec<&InstitutionScore> {
         // Sorting the institutions (not every score) is enough: each one's are in period order.
         let mut ids: Vec<&Arc<str>> = self.inst_scores.keys().collect();
         ids.sort_unstable();
-        ids.into_iter().flat_map(|id| self.inst_scores[id].values()).collect()
+        ids.into_iter().flat_map(|id| self.inst_scores[id].values().map(|s| &**s)).collect()
     }
 
     /// Every aggregate, ordered by level, entity, sector scope and period.

@@ -12,7 +12,7 @@ use chrono::Timelike;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use yujing_alert::{ENGINE, Error as AlertError, RulePack};
 use yujing_model::period::china_tz;
 use yujing_model::{Alert, Period, Transition};
@@ -62,17 +62,13 @@ fn latest_p_events(config: &Config, engine: &Engine) -> HashMap<(String, Period)
 
 /// A snapshot of the engine's current state.
 pub fn snapshot(engine: &Engine, config: &Config, audit: &[AuditEntry]) -> Snapshot {
-    let mut scores: HashMap<&str, Vec<yujing_model::InstitutionScore>> = HashMap::new();
-    for s in engine.institution_scores() {
-        scores.entry(s.institution_id.as_str()).or_default().push(s.clone());
-    }
     let mut p_events = latest_p_events(config, engine);
     let institutions = engine
         .ledger()
         .institutions()
         .filter_map(|r| {
             let latest = r.latest()?;
-            let scores = scores.remove(r.institution_id.as_ref()).unwrap_or_default();
+            let scores: Vec<_> = engine.scores_of(&r.institution_id).cloned().collect();
             let p_event = scores.last().and_then(|s| p_events.remove(&(r.institution_id.to_string(), s.period)));
             Some(InstitutionView {
                 id: r.institution_id.to_string(),
@@ -139,6 +135,10 @@ pub struct ApiLink {
     audit: Vec<AuditEntry>,
     roles: HashMap<String, String>,
     stress: Option<StressLink>,
+    /// When the last snapshot was published and what building it cost.
+    last_publish: Option<(Instant, Duration)>,
+    /// Whether the engine changed since the last snapshot.
+    stale: bool,
 }
 
 /// What stress projections need besides the engine's reports.
@@ -169,8 +169,17 @@ pub fn link(config: &Config, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> (
     let snapshots = SnapshotHandle::new(Snapshot::empty());
     let (tx, rx) = action_channel(ACTION_QUEUE);
     let roles = config.serve.tokens.iter().map(|t| (t.name.clone(), t.role.to_string())).collect();
-    let link =
-        ApiLink { snapshots: snapshots.clone(), actions: rx, metrics, ready, audit: Vec::new(), roles, stress: None };
+    let link = ApiLink {
+        snapshots: snapshots.clone(),
+        actions: rx,
+        metrics,
+        ready,
+        audit: Vec::new(),
+        roles,
+        stress: None,
+        last_publish: None,
+        stale: false,
+    };
     (link, snapshots, tx)
 }
 
@@ -332,14 +341,35 @@ impl ApiLink {
     }
 
     /// Publishes a snapshot of the engine and refreshes the state gauges.
-    pub fn publish(&self, engine: &Engine, config: &Config) {
+    pub fn publish(&mut self, engine: &Engine, config: &Config) {
         let started = Instant::now();
         let snap = snapshot(engine, config, &self.audit);
         self.metrics.refresh(&snap);
         self.metrics.set_ready(self.ready.load(Ordering::Relaxed));
         self.snapshots.publish(snap);
         self.metrics.record_publish("api", 1, true);
+        self.last_publish = Some((Instant::now(), started.elapsed()));
+        self.stale = false;
         tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "snapshot published");
+    }
+
+    /// After a batch (`idle` false) or when no input came (`idle` true): publishes a
+    /// snapshot if the engine changed and one is due. While busy, one is due once
+    /// `serve.snapshot_interval` and four times the last one's build time have passed, so
+    /// a large state cannot make the API's view eat the pipeline's time; when idle, at once.
+    pub fn publish_due(&mut self, engine: &Engine, config: &Config, changed: bool, idle: bool) {
+        self.stale |= changed;
+        if !self.stale {
+            return;
+        }
+        let due = match self.last_publish {
+            None => true,
+            Some(_) if idle => true,
+            Some((at, cost)) => at.elapsed() >= config.serve.snapshot_interval.max(cost * 4),
+        };
+        if due {
+            self.publish(engine, config);
+        }
     }
 
     /// Applies one action: to the alert book, then (when there is a store) the action, the
@@ -490,4 +520,40 @@ pub async fn run_service(config: &Config, rules: yujing_alert::RulePack) -> Resu
     let result = crate::service::run(config, rules, &config.kafka, &config.store.path, ready, &mut api_link).await;
     server.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yujing_ingest::Input;
+    use yujing_model::Position;
+
+    fn batch(n: u64) -> Vec<Input> {
+        vec![Input { bytes: b"not json".to_vec(), position: Position::line("t", n), truncated_from: None }]
+    }
+
+    #[test]
+    fn a_busy_pipeline_publishes_at_most_once_per_interval_and_at_once_when_idle() {
+        let mut config = Config::load(None).unwrap();
+        config.serve.snapshot_interval = Duration::from_secs(3600);
+        let mut engine = Engine::new(&config, RulePack::default_pack());
+        let (mut api, snapshots, _tx) =
+            link(&config, Arc::new(Metrics::new().unwrap()), Arc::new(AtomicBool::new(true)));
+        let batches = |s: &SnapshotHandle| s.load().stats().batches;
+
+        engine.process(&batch(1)).unwrap();
+        api.publish_due(&engine, &config, true, false);
+        assert_eq!(batches(&snapshots), 1, "the first batch is published");
+
+        engine.process(&batch(2)).unwrap();
+        api.publish_due(&engine, &config, true, false);
+        assert_eq!(batches(&snapshots), 1, "busy: not due before the interval");
+
+        api.publish_due(&engine, &config, false, true);
+        assert_eq!(batches(&snapshots), 2, "idle: published at once");
+
+        let before = snapshots.load();
+        api.publish_due(&engine, &config, false, true);
+        assert!(Arc::ptr_eq(&before, &snapshots.load()), "nothing changed: nothing published");
+    }
 }

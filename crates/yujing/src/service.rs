@@ -163,6 +163,8 @@ pub async fn run(
             publisher.wake();
         }
         if batch.is_empty() {
+            // Idle: the API's view catches up with everything committed.
+            api.publish_due(&engine, config, false, true);
             continue;
         }
         let (before, started) = (engine.stats().clone(), std::time::Instant::now());
@@ -195,7 +197,7 @@ pub async fn run(
         publisher.scores(score_records(&engine, &touched));
         api.metrics.observe_report_to_alert(&out.transitions);
         api.metrics.record_committed();
-        api.publish(&engine, config);
+        api.publish_due(&engine, config, true, false);
         tracing::debug!(
             inputs = batch.len(),
             dead_letters = out.dead_letters.len(),

@@ -51,7 +51,7 @@ fn metrics_expose_the_agreed_names_after_a_replay() {
     let mut engine = common::engine();
     let metrics = Arc::new(Metrics::new().unwrap());
     let ready = Arc::new(AtomicBool::new(true));
-    let (link, _snapshots, _actions) = yujing::serve::link(&config, metrics.clone(), ready);
+    let (mut link, _snapshots, _actions) = yujing::serve::link(&config, metrics.clone(), ready);
     let mut lines = sample_lines(700);
     lines.push("{not json".into());
     lines.push(lines[0].clone());

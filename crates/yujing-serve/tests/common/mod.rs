@@ -176,7 +176,7 @@ pub fn parts() -> SnapshotParts {
         for (p, npl) in periods.iter().zip(npl) {
             let s = inst_score(id, district, p, npl);
             scores.insert((id, p), s.clone());
-            view.scores.push(s);
+            view.scores.push(Arc::new(s));
             let line = report_line(id, &district.to_string(), p, npl * 1e8);
             view.reports.push(Arc::new(decode(line.as_bytes(), &DecodeLimits::default()).unwrap()));
         }
