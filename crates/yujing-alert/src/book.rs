@@ -92,6 +92,9 @@ pub struct AlertBook {
     entities: BTreeMap<EntityKey, BTreeSet<String>>,
     /// People's actions per alert id, each list in the order taken.
     actions: BTreeMap<String, Vec<Action>>,
+    /// Ids whose published view [`AlertBook::reconcile`] changed since the last
+    /// [`AlertBook::take_changed`].
+    changed: BTreeSet<String>,
 }
 
 impl AlertBook {
@@ -176,12 +179,17 @@ impl AlertBook {
             }
             entry.derived.state = AlertState::Superseded;
             entry.view = overlay(&entry.derived, self.actions.get(id));
+            self.changed.insert(id.clone());
             let changes = vec![(TransitionKind::Superseded, entry.view.clone())];
             staged.push((entry.view.period, id.clone(), changes));
         }
         for (id, derived) in fresh {
             let view = overlay(&derived, self.actions.get(&id));
-            let changes = engine_changes(self.entries.get(&id).map(|e| &e.view), &view);
+            let previous = self.entries.get(&id).map(|e| &e.view);
+            if previous != Some(&view) {
+                self.changed.insert(id.clone());
+            }
+            let changes = engine_changes(previous, &view);
             if !changes.is_empty() {
                 staged.push((view.period, id.clone(), changes));
             }
@@ -283,6 +291,13 @@ impl AlertBook {
     /// order taken: persist them, and hand them back to [`AlertBook::restore`].
     pub fn actions(&self) -> impl Iterator<Item = &Action> {
         self.actions.values().flatten()
+    }
+
+    /// The ids of the alerts whose published view reconciling changed (opened, updated,
+    /// closed or superseded) since the last call: what a store must write, and nothing it
+    /// already holds.
+    pub fn take_changed(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.changed)
     }
 
     /// The recorded actions on one alert, in the order taken.

@@ -6,7 +6,7 @@
 use crate::Result;
 use crate::config::ScoreConfig;
 use polars::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use yujing_model::{
     AggregateScore, CITY_CODE, CITY_NAME, Contributor, Grade, InstitutionScore, Level, Metric, Period, Region, Report,
     Sector, SectorScope, district,
@@ -45,7 +45,7 @@ pub fn aggregate(config: &ScoreConfig, rows: &[(&InstitutionScore, &Report)]) ->
     let mut cols = vec![
         Column::new("period".into(), rows.iter().map(|(s, _)| s.period.index()).collect::<Vec<i32>>()),
         Column::new("sector".into(), rows.iter().map(|(s, _)| s.sector.as_str()).collect::<Vec<&str>>()),
-        Column::new("district".into(), rows.iter().map(|(s, _)| s.district_code.to_string()).collect::<Vec<String>>()),
+        Column::new("district".into(), rows.iter().map(|(s, _)| s.district_code).collect::<Vec<u32>>()),
         Column::new("region".into(), rows.iter().map(|(s, _)| region_of(s.district_code).id()).collect::<Vec<&str>>()),
         Column::new("city".into(), vec![CITY_CODE; n]),
         Column::new("score".into(), rows.iter().map(|(s, _)| (s.score * 1e6).round() as i64).collect::<Vec<i64>>()),
@@ -100,7 +100,9 @@ fn read_groups(
     out: &mut Vec<AggregateScore>,
 ) -> Result<()> {
     let period = g.column("period")?.i32()?;
-    let entity = g.column(key)?.str()?;
+    // District codes are grouped as integers (no string per row) and named here.
+    let entity = g.column(key)?.cast(&DataType::String)?;
+    let entity = entity.str()?;
     let sector = if by_sector { Some(g.column("sector")?.str()?) } else { None };
     let f = |name: &str| -> Result<Vec<f64>> {
         Ok(g.column(name)?.cast(&DataType::Float64)?.f64()?.iter().map(|v| v.unwrap_or(0.0)).collect())
@@ -170,7 +172,7 @@ fn member_key(a: &AggregateScore) -> Option<MemberKey> {
 /// Fills each aggregate's top contributors: the institutions adding the most points
 /// (exposure share × score), ties broken by institution id.
 fn add_contributors(rows: &[(&InstitutionScore, &Report)], out: &mut [AggregateScore]) {
-    let mut members: BTreeMap<MemberKey, Vec<&InstitutionScore>> = BTreeMap::new();
+    let mut members: HashMap<MemberKey, Vec<&InstitutionScore>> = HashMap::new();
     for (s, _) in rows {
         let region = district(s.district_code).map_or(Region::MainUrban, |d| d.region);
         for (level, code, region) in

@@ -254,14 +254,14 @@ impl Engine {
             .collect();
         let mut transitions = Vec::new();
         for (inst, sector, derived) in derived_institutions {
-            self.touched_alerts.extend(derived.iter().map(|a| a.id.clone()));
             transitions.extend(self.book.reconcile(EntityKind::Institution, inst, sector, derived));
         }
         for ((code, scope), derived) in districts.iter().zip(derived_districts) {
-            self.touched_alerts.extend(derived.iter().map(|a| a.id.clone()));
             transitions.extend(self.book.reconcile(EntityKind::District, code, *scope, derived));
         }
-        self.touched_alerts.extend(transitions.iter().map(|t| t.alert.id.clone()));
+        // Only alerts whose published view changed go to the store: re-deriving a history
+        // mostly gives back what the store already holds.
+        self.touched_alerts.extend(self.book.take_changed());
         transitions
     }
 
@@ -275,7 +275,7 @@ impl Engine {
         self.ledger.take_dirty()
     }
 
-    /// The alerts (as published now) re-derived or changed since the last call, for the store.
+    /// The alerts whose published view changed since the last call, for the store.
     pub fn take_touched_alerts(&mut self) -> Vec<Alert> {
         let ids = std::mem::take(&mut self.touched_alerts);
         ids.iter().filter_map(|id| self.book.get(id).cloned()).collect()

@@ -264,3 +264,24 @@ fn actions_serialize_with_a_type_tag() {
     assert_eq!(j["severity"], "orange");
     assert_eq!(serde_json::from_value::<Action>(j).unwrap(), a);
 }
+
+#[test]
+fn take_changed_lists_only_alerts_whose_published_view_changed() {
+    let mut book = AlertBook::new();
+    let first = npl(&[Some(0.12)]);
+    let id = first[0].id.clone();
+    rec(&mut book, first.clone());
+    assert_eq!(book.take_changed(), BTreeSet::from([id.clone()]), "opened");
+    rec(&mut book, first);
+    assert!(book.take_changed().is_empty(), "the same derivation again changes nothing");
+
+    // A new period refreshes the evidence without a transition: the store must still get it.
+    assert!(rec(&mut book, npl(&[Some(0.12), Some(0.13)])).is_empty());
+    assert_eq!(book.take_changed(), BTreeSet::from([id.clone()]), "silently refreshed");
+
+    // A correction supersedes the alert and opens another.
+    let corrected = npl(&[Some(0.02), Some(0.13)]);
+    let new_id = corrected[0].id.clone();
+    rec(&mut book, corrected);
+    assert_eq!(book.take_changed(), BTreeSet::from([id, new_id]));
+}
