@@ -63,6 +63,24 @@ const MIGRATIONS: &[&str] = &[
          state INTEGER NOT NULL DEFAULT 0
      );
      CREATE INDEX dead_letters_pending ON dead_letters (state, seq);",
+    // 3: reports keyed by period first. A batch mostly carries one period's reports; keyed by
+    // institution first, they landed on nearly every leaf of the table, so each commit
+    // rewrote most of it into the WAL (at 1M reports, ~250 MB of WAL per 16k-report batch;
+    // 45 MB keyed by period, and commits about 3x faster).
+    "CREATE TABLE reports_by_period (
+         institution_id TEXT NOT NULL,
+         period INTEGER NOT NULL,
+         revision INTEGER NOT NULL,
+         report_id TEXT NOT NULL,
+         first_submitted TEXT NOT NULL,
+         seen TEXT NOT NULL,
+         report TEXT NOT NULL,
+         PRIMARY KEY (period, institution_id)
+     ) WITHOUT ROWID;
+     INSERT INTO reports_by_period
+         SELECT institution_id, period, revision, report_id, first_submitted, seen, report FROM reports;
+     DROP TABLE reports;
+     ALTER TABLE reports_by_period RENAME TO reports;",
 ];
 
 /// Configuration of the durable store.
@@ -287,7 +305,7 @@ impl Store {
         let mut ledger = Ledger::new(settings);
         let mut stmt = self
             .conn
-            .prepare("SELECT first_submitted, seen, report FROM reports ORDER BY institution_id, period")
+            .prepare("SELECT first_submitted, seen, report FROM reports ORDER BY period, institution_id")
             .map_err(e)?;
         let limits = DecodeLimits { max_report_bytes: usize::MAX };
         let rows = stmt

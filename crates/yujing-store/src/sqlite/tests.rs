@@ -100,3 +100,58 @@ fn reopening_migrates_once_and_a_newer_schema_is_refused() {
     assert!(err.contains("newer than this build"), "{err}");
     assert!(Store::open_read_only(&dir.path().join("missing.db")).is_err());
 }
+
+#[test]
+fn a_version_2_store_keeps_its_reports_when_they_are_rekeyed_by_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("y.db");
+    // A store as version 2 left it, with two slots in it.
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for m in &MIGRATIONS[..2] {
+            tx.execute_batch(m).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 2).unwrap();
+        tx.commit().unwrap();
+    }
+    let mut ledger = Ledger::new(LedgerSettings::default());
+    ledger.apply(report("B", "2020-01", 1, "2020-02-09T10:00:00+08:00"));
+    ledger.apply(report("A", "2020-02", 2, "2020-03-12T10:00:00+08:00"));
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for s in ledger.take_dirty() {
+            let r = &s.winner;
+            conn.execute(
+                "INSERT INTO reports (institution_id, period, revision, report_id, first_submitted, seen, report)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    r.institution_id,
+                    r.period.index(),
+                    r.revision,
+                    r.report_id,
+                    s.first_submitted.to_rfc3339(),
+                    serde_json::to_string(&s.seen).unwrap(),
+                    serde_json::to_string(r.as_ref()).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let store = StoreConfig::at(&path).build().unwrap();
+    assert_eq!(store.schema_version().unwrap(), 3);
+    let back = store.load_ledger(LedgerSettings::default()).unwrap();
+    for (inst, p) in [("A", "2020-02"), ("B", "2020-01")] {
+        assert!(back.slot(inst, p.parse().unwrap()).is_some(), "{inst} {p}");
+        assert_eq!(back.slot(inst, p.parse().unwrap()), ledger.slot(inst, p.parse().unwrap()));
+    }
+    let pk: Vec<String> = store
+        .conn
+        .prepare("SELECT name FROM pragma_table_info('reports') WHERE pk > 0 ORDER BY pk")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    assert_eq!(pk, ["period", "institution_id"], "keyed by period first");
+}
