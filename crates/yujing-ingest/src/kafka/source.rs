@@ -367,10 +367,20 @@ impl KafkaSource {
     /// move to the other members at once. Use it on shutdown; dropping the source leaves
     /// the group too, committing asynchronously.
     pub fn close(self) -> Result<()> {
-        let result = match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => Ok(()),
-            Err(e) if is_nothing_to_commit(&e) => Ok(()),
-            Err(e) => Err(kafka_err("commit offsets on close")(e)),
+        // Just after a broker restart the client may fetch again before it has found the
+        // group coordinator: a commit then fails with "waiting for coordinator". Retry that
+        // for a few seconds rather than fail a clean shutdown.
+        let deadline = std::time::Instant::now() + COMMIT_ON_CLOSE_PATIENCE;
+        let result = loop {
+            match self.consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => break Ok(()),
+                Err(e) if is_nothing_to_commit(&e) => break Ok(()),
+                Err(e) if is_coordinator_pending(&e) && std::time::Instant::now() < deadline => {
+                    tracing::debug!(source = %self.name, error = %e, "commit on close: no coordinator yet; retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => break Err(kafka_err("commit offsets on close")(e)),
+            }
         };
         self.consumer.unsubscribe();
         tracing::info!(source = %self.name, "Kafka source closed");
@@ -390,6 +400,23 @@ fn to_input(name: &str, m: &BorrowedMessage<'_>) -> Input {
         },
         truncated_from: None,
     }
+}
+
+/// How long [`KafkaSource::close`] retries a commit while the group coordinator is being
+/// found again.
+const COMMIT_ON_CLOSE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Whether a commit failed only because the group coordinator is not (yet) known.
+fn is_coordinator_pending(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::WaitingForCoordinator
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+        )
+    )
 }
 
 /// Whether storing an offset failed because the partition is no longer assigned.
