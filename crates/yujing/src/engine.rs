@@ -90,7 +90,6 @@ pub struct Engine {
     agg_at: HashMap<(u32, SectorScope, Period), DateTime<FixedOffset>>,
     due_through: Option<Period>,
     stats: Stats,
-    touched_alerts: BTreeSet<String>,
     touched_periods: BTreeSet<Period>,
     /// Sector-periods ingested since the last settle.
     pending_changed: BTreeSet<(Sector, Period)>,
@@ -113,7 +112,6 @@ impl Engine {
             agg_at: HashMap::new(),
             due_through: None,
             stats: Stats::default(),
-            touched_alerts: BTreeSet::new(),
             touched_periods: BTreeSet::new(),
             pending_changed: BTreeSet::new(),
             pending_entities: BTreeSet::new(),
@@ -135,17 +133,12 @@ impl Engine {
         e.ledger = ledger;
         e.ledger.take_dirty();
         e.book = AlertBook::restore(published, actions);
-        let changed: BTreeSet<(Sector, Period)> = e
-            .ledger
-            .institutions()
-            .flat_map(|r| r.reports().map(|rep| (rep.sector, rep.period)).collect::<Vec<_>>())
-            .collect();
-        let mut entities = BTreeSet::new();
-        let touched = e.rescore(&changed, &mut entities)?;
-        let districts = e.reaggregate(&touched)?;
-        e.due_through = e.due_period();
-        entities.extend(e.ledger.institutions().map(|r| r.institution_id.clone()));
-        let transitions = e.rederive(&entities, districts);
+        // As if the whole ledger had just been ingested: every sector-period and institution.
+        for r in e.ledger.institutions() {
+            e.pending_changed.extend(r.reports().map(|rep| (rep.sector, rep.period)));
+            e.pending_entities.insert(r.institution_id.clone());
+        }
+        let transitions = e.settle()?;
         Ok((e, transitions))
     }
 
@@ -231,7 +224,7 @@ impl Engine {
     }
 
     /// Re-derives the alert histories of institutions and districts and reconciles them
-    /// with the book; remembers every alert id touched, for the store.
+    /// with the book (which notes the alerts whose view changed, for the store).
     fn rederive(
         &mut self,
         institutions: &BTreeSet<Arc<str>>,
@@ -259,9 +252,6 @@ impl Engine {
         for ((code, scope), derived) in districts.iter().zip(derived_districts) {
             transitions.extend(self.book.reconcile(EntityKind::District, code, *scope, derived));
         }
-        // Only alerts whose published view changed go to the store: re-deriving a history
-        // mostly gives back what the store already holds.
-        self.touched_alerts.extend(self.book.take_changed());
         transitions
     }
 
@@ -275,9 +265,10 @@ impl Engine {
         self.ledger.take_dirty()
     }
 
-    /// The alerts whose published view changed since the last call, for the store.
+    /// The alerts whose published view changed since the last call, for the store (only
+    /// those: re-deriving a history mostly gives back what the store already holds).
     pub fn take_touched_alerts(&mut self) -> Vec<Alert> {
-        let ids = std::mem::take(&mut self.touched_alerts);
+        let ids = self.book.take_changed();
         ids.iter().filter_map(|id| self.book.get(id).cloned()).collect()
     }
 
