@@ -42,8 +42,8 @@ pub use config::ServeConfig;
 pub use metrics::metrics_router;
 pub use problem::Problem;
 pub use snapshot::{
-    AuditEntry, EventProbability, IndicatorCutoff, InstitutionView, PipelineStats, Snapshot, SnapshotHandle,
-    SnapshotParts,
+    AggregateKey, AuditEntry, EventProbability, IndicatorCutoff, InstitutionView, PipelineStats, Snapshot,
+    SnapshotHandle, SnapshotParts, Source,
 };
 pub use stress::{StressError, StressReceiver, StressRequest, StressSender, stress_channel};
 

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use yujing_model::{
     AggregateScore, Alert, Indicator, InstitutionScore, Level, Period, Report, Sector, SectorScope, Severity,
@@ -129,6 +129,25 @@ pub struct SnapshotParts {
     pub stats: PipelineStats,
     /// When the pipeline built it.
     pub generated_at: Option<DateTime<FixedOffset>>,
+    /// Aggregates that did not come from this instance's engine: districts read from the
+    /// peers' scores topic, and regions and the city recomputed over districts of several
+    /// instances (DESIGN §8).
+    pub peer_aggregates: HashSet<AggregateKey>,
+    /// Ids of the alerts read from the peers' alerts topic (not held by this instance).
+    pub peer_alerts: HashSet<String>,
+}
+
+/// An aggregate's identity: level, entity id, sector scope and period.
+pub type AggregateKey = (Level, String, SectorScope, Period);
+
+/// Where a figure of the API comes from, when not from this instance's own engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Read from another instance's published scores or alerts.
+    Peer,
+    /// Recomputed over districts of this instance and of its peers.
+    Merged,
 }
 
 /// The alerts of a snapshot, with an index by id.
@@ -136,12 +155,13 @@ pub struct SnapshotParts {
 struct Alerts {
     list: Vec<Alert>,
     by_id: HashMap<String, usize>,
+    from_peers: HashSet<String>,
 }
 
 impl Alerts {
-    fn new(list: Vec<Alert>) -> Alerts {
+    fn new(list: Vec<Alert>, from_peers: HashSet<String>) -> Alerts {
         let by_id = list.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
-        Alerts { list, by_id }
+        Alerts { list, by_id, from_peers }
     }
 }
 
@@ -166,6 +186,7 @@ struct Scores {
     periods: BTreeSet<Period>,
     cutoffs: HashMap<(Sector, Indicator), IndicatorCutoff>,
     complete_through: Option<Period>,
+    from_peers: HashSet<AggregateKey>,
 }
 
 impl Snapshot {
@@ -176,7 +197,8 @@ impl Snapshot {
 
     /// Builds the snapshot and its indices.
     pub fn new(parts: SnapshotParts) -> Snapshot {
-        let mut scores = Scores { complete_through: parts.complete_through, ..Scores::default() };
+        let mut scores =
+            Scores { complete_through: parts.complete_through, from_peers: parts.peer_aggregates, ..Scores::default() };
         for a in parts.aggregates {
             scores.periods.insert(a.period);
             scores.aggregates.entry((a.level, a.entity_id.clone(), a.sector)).or_default().push(a);
@@ -193,7 +215,7 @@ impl Snapshot {
         scores.cutoffs = parts.cutoffs.into_iter().map(|c| ((c.sector, c.indicator), c)).collect();
         Snapshot {
             scores: Arc::new(scores),
-            alerts: Arc::new(Alerts::new(parts.alerts)),
+            alerts: Arc::new(Alerts::new(parts.alerts, parts.peer_alerts)),
             audit: Arc::new(parts.audit),
             stats: parts.stats,
             generated_at: parts.generated_at,
@@ -201,9 +223,11 @@ impl Snapshot {
     }
 
     /// A copy with one alert replaced (or added) and an audit entry appended: what an
-    /// action changes. The scores are shared, not copied.
+    /// action changes. The scores are shared, not copied. The alert is this instance's own.
     pub fn with_action(&self, alert: Alert, entry: Option<AuditEntry>) -> Snapshot {
         let mut list = self.alerts.list.clone();
+        let mut from_peers = self.alerts.from_peers.clone();
+        from_peers.remove(&alert.id);
         match self.alerts.by_id.get(&alert.id) {
             Some(&i) => list[i] = alert,
             None => list.push(alert),
@@ -212,7 +236,38 @@ impl Snapshot {
         if let Some(e) = entry {
             Arc::make_mut(&mut audit).push(e);
         }
-        Snapshot { alerts: Arc::new(Alerts::new(list)), audit, ..self.clone() }
+        Snapshot { alerts: Arc::new(Alerts::new(list, from_peers)), audit, ..self.clone() }
+    }
+
+    /// Where an aggregate comes from, when not from this instance's engine.
+    pub fn aggregate_source(&self, a: &AggregateScore) -> Option<Source> {
+        let key = (a.level, a.entity_id.clone(), a.sector, a.period);
+        self.scores.from_peers.contains(&key).then_some(match a.level {
+            Level::District | Level::Institution => Source::Peer,
+            Level::Region | Level::City => Source::Merged,
+        })
+    }
+
+    /// Whether a peer's alerts or district scores name this institution (so another
+    /// instance holds it).
+    pub fn peer_mentions_institution(&self, id: &str) -> bool {
+        let alerted = self
+            .alerts
+            .from_peers
+            .iter()
+            .filter_map(|a| self.alert(a))
+            .any(|a| a.entity_kind == yujing_model::EntityKind::Institution && a.entity_id == id);
+        alerted
+            || self.scores.aggregates.iter().filter(|((l, _, _), _)| *l == Level::District).any(|(_, series)| {
+                series
+                    .iter()
+                    .any(|a| self.aggregate_source(a).is_some() && a.top.iter().any(|c| c.institution_id == id))
+            })
+    }
+
+    /// [`Source::Peer`] for an alert read from the peers' alerts topic.
+    pub fn alert_source(&self, id: &str) -> Option<Source> {
+        self.alerts.from_peers.contains(id).then_some(Source::Peer)
     }
 
     /// The period the API shows by default: the latest whose reports are all due, else the

@@ -58,6 +58,8 @@ pub struct Config {
     pub kafka: crate::service::KafkaConfig,
     /// The durable store of `yujing run`.
     pub store: crate::service::StoreSection,
+    /// The whole-city view of `yujing run`: reading the other instances' scores and alerts.
+    pub peers: crate::peers::PeersConfig,
     /// HTTP: the API, the web page, health and /metrics.
     pub serve: ServeConfig,
     /// Pushing alerts to Alertmanager (`yujing run`).

@@ -21,6 +21,7 @@ pub mod fixtures;
 pub mod metrics;
 pub mod outbox;
 pub mod output;
+pub mod peers;
 pub mod replay;
 pub mod report;
 pub mod serve;

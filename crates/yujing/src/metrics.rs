@@ -14,7 +14,7 @@ use yujing_model::{Level, Mechanism, Reason, Sector, SectorScope, Severity, Tran
 use yujing_serve::Snapshot;
 
 /// Every metric name, as exposed.
-pub const NAMES: [&str; 19] = [
+pub const NAMES: [&str; 20] = [
     "yujing_build_info",
     "yujing_reports_received_total",
     "yujing_reports_accepted_total",
@@ -34,6 +34,7 @@ pub const NAMES: [&str; 19] = [
     "yujing_alertmanager_push_failures_total",
     "yujing_last_batch_timestamp_seconds",
     "yujing_ready",
+    "yujing_peer_records_total",
 ];
 
 /// The pipeline stages of `yujing_pipeline_records_total`.
@@ -95,6 +96,9 @@ pub struct Metrics {
     pub last_batch_timestamp: Gauge,
     /// `yujing_ready`: 1 ready, 0 not.
     pub ready: IntGauge,
+    /// `yujing_peer_records_total{outcome}`: records of the peers' scores and alerts topics
+    /// read for the whole-city view, `applied` or `malformed` (skipped).
+    pub peer_records: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -204,10 +208,18 @@ impl Metrics {
                 Gauge::new("yujing_last_batch_timestamp_seconds", "Unix time of the last committed batch.")?,
             )?,
             ready: reg(&r, IntGauge::new("yujing_ready", "1 when ready, 0 when not.")?)?,
+            peer_records: counter(
+                "yujing_peer_records_total",
+                "Records of the peers' scores and alerts topics read, by outcome (applied, malformed).",
+                &["outcome"],
+            )?,
             registry: r,
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         // Every bounded label value exists from the start, so rates and absent() work.
+        for outcome in ["applied", "malformed"] {
+            m.peer_records.with_label_values(&[outcome]);
+        }
         for reason in Reason::ALL {
             m.reports_rejected.with_label_values(&[reason.as_str()]);
             m.dead_letters.with_label_values(&[reason.as_str()]);
@@ -276,6 +288,12 @@ impl Metrics {
         if !ok {
             self.kafka_publish_failures.with_label_values(&[topic]).inc();
         }
+    }
+
+    /// Counts records of the peers' topics: applied and malformed (skipped).
+    pub fn record_peer_records(&self, applied: usize, malformed: usize) {
+        self.peer_records.with_label_values(&["applied"]).inc_by(applied as u64);
+        self.peer_records.with_label_values(&["malformed"]).inc_by(malformed as u64);
     }
 
     /// Marks a batch committed now.

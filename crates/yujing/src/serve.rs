@@ -7,6 +7,7 @@
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::peers::PeerView;
 use anyhow::{Context, Result};
 use chrono::Timelike;
 use std::collections::{BTreeSet, HashMap};
@@ -62,6 +63,11 @@ fn latest_p_events(config: &Config, engine: &Engine) -> HashMap<(String, Period)
 
 /// A snapshot of the engine's current state.
 pub fn snapshot(engine: &Engine, config: &Config, audit: &[AuditEntry]) -> Snapshot {
+    Snapshot::new(snapshot_parts(engine, config, audit))
+}
+
+/// What a snapshot of the engine's current state is built from.
+pub fn snapshot_parts(engine: &Engine, config: &Config, audit: &[AuditEntry]) -> SnapshotParts {
     let mut p_events = latest_p_events(config, engine);
     let institutions = engine
         .ledger()
@@ -95,7 +101,7 @@ pub fn snapshot(engine: &Engine, config: &Config, audit: &[AuditEntry]) -> Snaps
         })
         .collect();
     let st = engine.stats();
-    Snapshot::new(SnapshotParts {
+    SnapshotParts {
         institutions,
         aggregates: engine.aggregates().cloned().collect(),
         alerts: engine.alerts().cloned().collect(),
@@ -110,7 +116,8 @@ pub fn snapshot(engine: &Engine, config: &Config, audit: &[AuditEntry]) -> Snaps
             batches: st.batches,
         },
         generated_at: Some(chrono::Utc::now().with_timezone(&china_tz())),
-    })
+        ..SnapshotParts::default()
+    }
 }
 
 fn action_error(e: AlertError) -> ActionError {
@@ -139,6 +146,13 @@ pub struct ApiLink {
     last_publish: Option<(Instant, Duration)>,
     /// Whether the engine changed since the last snapshot.
     stale: bool,
+    /// The other instances' scores and alerts, merged into each snapshot (DESIGN §8).
+    peers: Option<PeerView>,
+    /// The peers' version in the last snapshot.
+    peers_seen: u64,
+    /// This instance's own alerts and aggregates, for the state gauges, when peers are
+    /// merged into the API's view (the gauges stay per instance).
+    local: Option<Snapshot>,
 }
 
 /// What stress projections need besides the engine's reports.
@@ -179,6 +193,9 @@ pub fn link(config: &Config, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> (
         stress: None,
         last_publish: None,
         stale: false,
+        peers: None,
+        peers_seen: 0,
+        local: None,
     };
     (link, snapshots, tx)
 }
@@ -340,11 +357,36 @@ impl ApiLink {
         }
     }
 
-    /// Publishes a snapshot of the engine and refreshes the state gauges.
+    /// Merges the other instances' scores and alerts into every snapshot from now on.
+    pub fn set_peers(&mut self, peers: PeerView) {
+        self.peers = Some(peers);
+    }
+
+    /// Publishes a snapshot of the engine (with the peers' view merged in, when there is
+    /// one) and refreshes the state gauges (from this instance's own state).
     pub fn publish(&mut self, engine: &Engine, config: &Config) {
         let started = Instant::now();
-        let snap = snapshot(engine, config, &self.audit);
-        self.metrics.refresh(&snap);
+        let mut parts = snapshot_parts(engine, config, &self.audit);
+        let snap = match &self.peers {
+            Some(peers) => {
+                self.peers_seen = peers.version();
+                let local = Snapshot::new(SnapshotParts {
+                    aggregates: parts.aggregates.clone(),
+                    alerts: parts.alerts.clone(),
+                    complete_through: parts.complete_through,
+                    ..SnapshotParts::default()
+                });
+                self.metrics.refresh(&local);
+                self.local = Some(local);
+                peers.lock().merge(&mut parts, &config.score.grades);
+                Snapshot::new(parts)
+            }
+            None => {
+                let snap = Snapshot::new(parts);
+                self.metrics.refresh(&snap);
+                snap
+            }
+        };
         self.metrics.set_ready(self.ready.load(Ordering::Relaxed));
         self.snapshots.publish(snap);
         self.metrics.record_publish("api", 1, true);
@@ -358,7 +400,7 @@ impl ApiLink {
     /// `serve.snapshot_interval` and four times the last one's build time have passed, so
     /// a large state cannot make the API's view eat the pipeline's time; when idle, at once.
     pub fn publish_due(&mut self, engine: &Engine, config: &Config, changed: bool, idle: bool) {
-        self.stale |= changed;
+        self.stale |= changed || self.peers.as_ref().is_some_and(|p| p.version() != self.peers_seen);
         if !self.stale {
             return;
         }
@@ -427,7 +469,13 @@ impl ApiLink {
         }
         self.audit.push(entry.clone());
         let snap = self.snapshots.load().with_action(transition.alert.clone(), Some(entry));
-        self.metrics.refresh(&snap);
+        match &mut self.local {
+            Some(local) => {
+                *local = local.with_action(transition.alert.clone(), None);
+                self.metrics.refresh(local);
+            }
+            None => self.metrics.refresh(&snap),
+        }
         self.snapshots.publish(snap);
         Ok(transition.alert)
     }

@@ -140,6 +140,10 @@ pub async fn run(
             }
         })
     };
+    // The whole-city view: the other instances' scores and alerts (DESIGN §8).
+    if let Some(peers) = config.peers.build(kafka, Some(api.metrics.clone()))? {
+        api.set_peers(peers);
+    }
     // The API: people's past actions, and the state as restored.
     api.load_audit(&store)?;
     api.publish(&engine, config);

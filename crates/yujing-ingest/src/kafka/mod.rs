@@ -14,6 +14,8 @@
 //! - [`produce_reports`] publishes JSONL reports keyed by institution and partitioned by
 //!   district, optionally rate limited.
 //! - [`topic_partitions`] and [`ensure_topics`] look topics up and create them.
+//! - [`KafkaTableReader`] reads whole topics (every partition from its beginning, outside
+//!   any group) and follows them: how each instance reads its peers' compacted topics.
 //!
 //! librdkafka is linked only by this crate, and only with its `kafka` feature (on by
 //! default). Every client here needs a tokio runtime: build and use them inside one.
@@ -24,12 +26,14 @@ mod dead_letter;
 mod produce;
 mod sink;
 mod source;
+mod table;
 
 pub use admin::{ensure_topics, topic_partitions};
 pub use dead_letter::{DEFAULT_DLQ_TOPIC, Record, dead_letter_record, headers};
 pub use produce::{TokenBucket, district_partition, fnv1a32, produce_reports};
 pub use sink::{Delivered, KafkaProducerConfig, KafkaSink, SinkCounters};
 pub use source::{DEFAULT_GROUP, DEFAULT_TOPIC, KafkaSource, KafkaSourceConfig, SourceCounters};
+pub use table::{KafkaTableConfig, KafkaTableReader, TableRecord};
 
 use crate::{Error, Result};
 use rdkafka::ClientConfig;

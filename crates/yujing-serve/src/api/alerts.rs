@@ -4,14 +4,14 @@ use super::{AppState, Page, page, parse_scope, query};
 use crate::actions::{ActionError, ActionRequest, AlertAction};
 use crate::auth::{Caller, Role};
 use crate::problem::Problem;
-use crate::snapshot::AuditEntry;
+use crate::snapshot::{AuditEntry, Snapshot, Source};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use yujing_model::{Alert, AlertState, Mechanism, Severity};
 
@@ -71,7 +71,7 @@ pub(crate) async fn list_alerts(
     State(state): State<AppState>,
     caller: Caller,
     q: Result<Query<AlertsQuery>, QueryRejection>,
-) -> Result<Json<Page<Alert>>, Problem> {
+) -> Result<Json<Page<AlertOut>>, Problem> {
     let q = query(q)?;
     let states = csv_list(q.state.as_deref(), "state", |s| match s {
         "active" => Some(vec![AlertState::Open, AlertState::Acknowledged]),
@@ -97,8 +97,25 @@ pub(crate) async fn list_alerts(
     alerts.sort_by(|a, b| {
         b.severity.cmp(&a.severity).then_with(|| b.opened_at.cmp(&a.opened_at)).then_with(|| a.id.cmp(&b.id))
     });
-    let alerts: Vec<Alert> = alerts.into_iter().cloned().collect();
+    let alerts: Vec<AlertOut> = alerts.into_iter().map(|a| AlertOut::of(&snap, a)).collect();
     Ok(Json(page(alerts, q.limit.as_deref(), q.cursor.as_deref())?))
+}
+
+/// An alert as the API shows it: the alert v1 record, and where it comes from when another
+/// instance holds it.
+#[derive(Debug, Serialize)]
+pub(crate) struct AlertOut {
+    #[serde(flatten)]
+    alert: Alert,
+    /// `peer`: read from another instance's alerts topic (DESIGN §8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Source>,
+}
+
+impl AlertOut {
+    fn of(snap: &Snapshot, a: &Alert) -> AlertOut {
+        AlertOut { alert: a.clone(), source: snap.alert_source(&a.id) }
+    }
 }
 
 /// `GET /api/v1/alerts/{id}`.
@@ -106,13 +123,13 @@ pub(crate) async fn one(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Alert>, Problem> {
+) -> Result<Json<AlertOut>, Problem> {
     let snap = state.snapshots.load();
     let alert = snap.alert(&id).ok_or_else(|| Problem::not_found(format!("no alert {id:?}")))?;
     if !caller.role.can_read_alert(alert) {
         return Err(Problem::forbidden(format!("role {} may not read alert {id}", caller.role)));
     }
-    Ok(Json(alert.clone()))
+    Ok(Json(AlertOut::of(&snap, alert)))
 }
 
 /// A JSON object body: empty means `{}`; 400 when not JSON, 413 when too large.

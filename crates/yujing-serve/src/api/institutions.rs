@@ -167,7 +167,20 @@ pub(crate) async fn institution(
     let q = query(q)?;
     let period = q.period.as_deref().filter(|s| !s.is_empty()).map(parse_period).transpose()?;
     let snap = state.snapshots.load();
-    let inst = snap.institution(&id).ok_or_else(|| Problem::not_found(format!("no institution {id:?}")))?;
+    let inst = snap.institution(&id).ok_or_else(|| {
+        if snap.peer_mentions_institution(&id) {
+            Problem::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_held",
+                format!(
+                    "institution {id:?} is held by another instance (its district's reports are consumed there); \
+                     ask that instance for its drill-down"
+                ),
+            )
+        } else {
+            Problem::not_found(format!("no institution {id:?}"))
+        }
+    })?;
     if !caller.role.can_read_district(inst.district_code) {
         return Err(Problem::forbidden(format!("role {} may not read institution {id}", caller.role)));
     }
@@ -216,6 +229,6 @@ pub(crate) async fn institution(
         p_event: inst.p_event,
         history,
         reports,
-        alerts: alerts.into_iter().map(AlertBrief::of).collect(),
+        alerts: alerts.into_iter().map(|a| AlertBrief::of(&snap, a)).collect(),
     }))
 }

@@ -3,7 +3,7 @@
 use super::{AppState, parse_period, parse_scope, query};
 use crate::auth::{Caller, Role};
 use crate::problem::Problem;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, Source};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -95,6 +95,11 @@ pub(crate) struct RiskEntity {
     sectors: Vec<SectorFigures>,
     top: Vec<TopContributor>,
     open_alerts: BTreeMap<&'static str, u32>,
+    /// `peer`: a district another instance holds (read from its published scores);
+    /// `merged`: a region or the city recomputed over the districts of every instance.
+    /// Absent: this instance's own figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Source>,
 }
 
 fn top(snap: &Snapshot, a: &AggregateScore) -> Vec<TopContributor> {
@@ -155,6 +160,7 @@ fn entity(snap: &Snapshot, a: &AggregateScore) -> RiskEntity {
         sectors,
         top: top(snap, a),
         open_alerts: open_counts(snap, |al| in_scope(al, a.sector) && covers(a.level, &a.entity_id, &al.district_code)),
+        source: snap.aggregate_source(a),
     }
 }
 
@@ -265,10 +271,13 @@ pub(crate) struct AlertBrief {
     sector: SectorScope,
     period: Period,
     summary: String,
+    /// `peer` when another instance holds the alert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Source>,
 }
 
 impl AlertBrief {
-    pub(crate) fn of(a: &Alert) -> AlertBrief {
+    pub(crate) fn of(snap: &Snapshot, a: &Alert) -> AlertBrief {
         AlertBrief {
             id: a.id.clone(),
             rule: a.rule.clone(),
@@ -281,6 +290,7 @@ impl AlertBrief {
             sector: a.sector,
             period: a.period,
             summary: a.evidence.summary.clone(),
+            source: snap.alert_source(&a.id),
         }
     }
 }
@@ -306,6 +316,10 @@ pub(crate) struct DistrictView {
     institutions: Vec<RankedInstitution>,
     /// Open and acknowledged alerts of the district, most severe first.
     alerts: Vec<AlertBrief>,
+    /// `peer` when another instance holds the district: its scores and alerts come from
+    /// that instance's published topics, and its institutions are not listed here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Source>,
 }
 
 /// `GET /api/v1/districts/{code}?sector=&period=`.
@@ -339,6 +353,7 @@ pub(crate) async fn district(
         })
         .collect();
     let current = period.and_then(|p| snap.aggregate(Level::District, &id, sector, p)).map(|a| entity(&snap, a));
+    let source = current.as_ref().and_then(|c| c.source);
     let sectors = period
         .map(|p| {
             SectorScope::EVERY
@@ -382,6 +397,7 @@ pub(crate) async fn district(
         history,
         sectors,
         institutions,
-        alerts: alerts.into_iter().map(AlertBrief::of).collect(),
+        source,
+        alerts: alerts.into_iter().map(|a| AlertBrief::of(&snap, a)).collect(),
     }))
 }

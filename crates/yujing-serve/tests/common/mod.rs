@@ -212,6 +212,7 @@ pub fn parts() -> SnapshotParts {
         complete_through: Some(period("2021-03")),
         stats: Default::default(),
         generated_at: None,
+        ..Default::default()
     }
 }
 
