@@ -353,3 +353,150 @@ fn two_instances_share_the_partitions_and_one_finishes_after_the_other_stops() {
 fn two_instances_share_the_partitions_and_one_finishes_after_the_other_is_killed() {
     two_instances_share_then_one_finishes("g6", "-KILL");
 }
+
+/// The bearer token of the scaling test's API calls.
+const TOKEN: &str = "scaling-test-token";
+
+/// A config file giving the API a regulator token.
+fn token_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("tokens.toml");
+    let hash = yujing_serve::hash_token(TOKEN);
+    std::fs::write(&path, format!("[[serve.tokens]]\nname = \"desk\"\nrole = \"regulator\"\nsha256 = \"{hash}\"\n"))
+        .unwrap();
+    path
+}
+
+/// `GET path` on an instance's API with the token: the status and the JSON body.
+fn get(run: &Running, path: &str) -> Option<(u16, serde_json::Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", run.1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1;
+    Some((status, serde_json::from_str(body).ok()?))
+}
+
+/// The district map of a period on an instance: each district's id and whether it is a
+/// peer's (`source` present).
+fn district_map(run: &Running, period: &str) -> Option<std::collections::BTreeMap<String, bool>> {
+    let (status, body) = get(run, &format!("/api/v1/riskmap?level=district&period={period}"))?;
+    (status == 200).then(|| {
+        body["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["id"].as_str().unwrap().to_string(), e.get("source").is_some()))
+            .collect()
+    })
+}
+
+/// Every alert an instance's API lists (all pages): id and whether it is a peer's.
+fn alert_list(run: &Running) -> Option<std::collections::BTreeMap<String, bool>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, body) = get(run, &format!("/api/v1/alerts?limit=500&cursor={cursor}"))?;
+        if status != 200 {
+            return None;
+        }
+        for a in body["items"].as_array().unwrap() {
+            out.insert(a["id"].as_str().unwrap().to_string(), a.get("source").is_some());
+        }
+        match body["next"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => return Some(out),
+        }
+    }
+}
+
+/// The city on an instance's map: its institutions, and the sum of its districts'.
+fn city_and_districts(run: &Running, period: &str) -> Option<(u64, u64, Option<String>)> {
+    let (_, city) = get(run, &format!("/api/v1/riskmap?level=city&period={period}"))?;
+    let (_, districts) = get(run, &format!("/api/v1/riskmap?level=district&period={period}"))?;
+    let city = city["entities"].as_array()?.first()?.clone();
+    let sum = districts["entities"].as_array()?.iter().map(|e| e["institutions"].as_u64().unwrap()).sum();
+    Some((city["institutions"].as_u64()?, sum, city["source"].as_str().map(str::to_string)))
+}
+
+/// Two instances in one group split the reports topic's partitions (by district), and each
+/// one's API serves the whole city (DESIGN §8): its own districts and alerts, and those of
+/// the other instance, read from `yujing.scores` and `yujing.alerts` and marked as a
+/// peer's; the city is recomputed over both instances' districts.
+#[test]
+fn two_instances_in_one_group_each_serve_the_whole_city() {
+    let b = broker::Broker::start_with(broker::Storage::Sqlite);
+    topics(&b);
+    let dir = tempfile::tempdir().unwrap();
+    let files = sample();
+    produce_files(&b.addr(), &files[..1]);
+    let produced: i64 =
+        std::fs::read_to_string(&files[0]).unwrap().lines().filter(|l| !l.trim().is_empty()).count() as i64;
+    let config = token_config(dir.path());
+    let args = ["--config", config.to_str().unwrap()];
+    let (store_a, store_b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    let mut a = start_instance(&b.addr(), &store_a, "g7", "a", &args);
+    let mut run_b = start_instance(&b.addr(), &store_b, "g7", "b", &args);
+    // Between them they consume every report (a partition may have been read by both
+    // before the group split them).
+    let t0 = Instant::now();
+    loop {
+        for run in [&mut a, &mut run_b] {
+            if let Some(status) = run.0.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("an instance exited with {status}");
+            }
+        }
+        let (ca, cb) = (committed(&store_a), committed(&store_b));
+        let done: i64 = (0..3).map(|p| ca.get(&p).copied().unwrap_or(0).max(cb.get(&p).copied().unwrap_or(0))).sum();
+        if done >= produced {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "the instances consumed {done} of {produced}: {ca:?} {cb:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Each instance's API comes to show the other's districts and alerts.
+    let period = "2020-09";
+    let t0 = Instant::now();
+    loop {
+        let maps = (district_map(&a, period), district_map(&run_b, period));
+        let alerts = (alert_list(&a), alert_list(&run_b));
+        if let ((Some(ma), Some(mb)), (Some(la), Some(lb))) = (maps, alerts) {
+            let own = |m: &std::collections::BTreeMap<String, bool>| {
+                m.iter()
+                    .filter(|(_, peer)| !**peer)
+                    .map(|(id, _)| id.clone())
+                    .collect::<std::collections::BTreeSet<_>>()
+            };
+            let whole: std::collections::BTreeSet<String> = own(&ma).union(&own(&mb)).cloned().collect();
+            let keys = |m: &std::collections::BTreeMap<String, bool>| {
+                m.keys().cloned().collect::<std::collections::BTreeSet<_>>()
+            };
+            let districts_done = keys(&ma) == whole && keys(&mb) == whole;
+            // Every alert one instance holds itself is listed by the other.
+            let alerts_done = own(&la).is_subset(&keys(&lb)) && own(&lb).is_subset(&keys(&la));
+            if districts_done && alerts_done {
+                assert!(
+                    whole.len() >= 30,
+                    "the sample has reports from most of the 38 districts in {period}: {whole:?}"
+                );
+                assert!(own(&ma).len() < whole.len() && own(&mb).len() < whole.len(), "the partitions were split");
+                assert!(ma.values().any(|p| *p) && mb.values().any(|p| *p), "each shows districts of its peer");
+                assert!(la.values().any(|p| *p) && lb.values().any(|p| *p), "each shows alerts of its peer");
+                break;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(90), "the instances' APIs never showed the whole city");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The city is recomputed over both instances' districts.
+    for run in [&a, &run_b] {
+        let (city, districts, source) = city_and_districts(run, period).expect("the city on the map");
+        assert_eq!(city, districts, "the city counts the institutions of every district on the map");
+        assert_eq!(source.as_deref(), Some("merged"));
+    }
+    stop(a);
+    stop(run_b);
+}

@@ -70,6 +70,9 @@ impl KafkaTableConfig {
             &self.brokers,
             &[
                 ("client.id", "yujing-tables".into()),
+                // librdkafka assigns partitions only with a group id; the reader never joins
+                // the group (no subscribe) nor commits to it.
+                ("group.id", "yujing-tables".into()),
                 ("statistics.interval.ms", "1000".into()),
                 ("fetch.wait.max.ms", millis(self.batch_max_wait.min(Duration::from_millis(500)))),
             ],
