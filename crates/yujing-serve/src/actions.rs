@@ -60,6 +60,11 @@ pub enum ActionError {
     /// The pipeline could not apply it now (say, the store is unavailable).
     #[error("{0}")]
     Unavailable(String),
+    /// Not applied here: another instance holds the alert, and the action was handed to it
+    /// (on `yujing.alert-actions`, keyed by this district); it shows once that instance has
+    /// applied and published it. The API answers 202 Accepted.
+    #[error("forwarded to the instance holding district {0}")]
+    Forwarded(String),
 }
 
 /// One action for the pipeline to apply, with where to send the outcome.

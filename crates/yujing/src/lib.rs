@@ -18,6 +18,7 @@ pub mod demo;
 pub mod durable;
 pub mod engine;
 pub mod fixtures;
+pub mod forward;
 pub mod metrics;
 pub mod outbox;
 pub mod output;

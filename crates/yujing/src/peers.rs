@@ -9,9 +9,13 @@
 //! instance's engine does not hold: peers' district scores and alerts, and regions and the
 //! city recomputed over every instance's districts. The engine's own state always wins.
 //!
+//! The same reader follows `yujing.alert-actions`: actions people took on another
+//! instance's API on alerts this one holds ([`crate::forward`]).
+//!
 //! A record that cannot be read is counted and logged, never retried: the reader never
 //! stalls. The brokers being away only makes the view older; the reader retries by itself.
 
+use crate::forward::ForwardedAction;
 use crate::metrics::Metrics;
 use crate::service::KafkaConfig;
 use anyhow::Result;
@@ -31,8 +35,9 @@ use yujing_serve::SnapshotParts;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeersConfig {
-    /// Whether `yujing run` reads `kafka.scores_topic` and `kafka.alerts_topic` in full to
-    /// serve the whole city (the districts of every instance of the group).
+    /// Whether `yujing run` reads `kafka.scores_topic`, `kafka.alerts_topic` and
+    /// `kafka.alert_actions_topic` in full to serve the whole city (the districts of every
+    /// instance of the group) and forwards actions on the other instances' alerts.
     pub enabled: bool,
     /// The most records applied to the view at once.
     pub batch_max_messages: usize,
@@ -49,7 +54,7 @@ impl PeersConfig {
         }
         let mut reader = KafkaTableConfig {
             brokers: kafka.brokers.clone(),
-            topics: vec![kafka.scores_topic.clone(), kafka.alerts_topic.clone()],
+            topics: vec![kafka.scores_topic.clone(), kafka.alerts_topic.clone(), kafka.alert_actions_topic.clone()],
             batch_max_messages: self.batch_max_messages,
             batch_max_wait: self.batch_max_wait,
             extra: kafka.client.clone(),
@@ -57,6 +62,7 @@ impl PeersConfig {
         .build()?;
         let view = PeerView { state: Arc::new(Mutex::new(PeerState::default())), version: Arc::default() };
         let (scores_topic, alerts_topic) = (kafka.scores_topic.clone(), kafka.alerts_topic.clone());
+        let actions_topic = kafka.alert_actions_topic.clone();
         let task_view = view.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -78,6 +84,8 @@ impl PeersConfig {
                             Table::Scores
                         } else if r.topic == alerts_topic {
                             Table::Alerts
+                        } else if r.topic == actions_topic {
+                            Table::Actions
                         } else {
                             continue;
                         };
@@ -139,6 +147,8 @@ pub enum Table {
     Scores,
     /// Alerts (key: alert id).
     Alerts,
+    /// Actions on alerts, forwarded to the instance holding them (key: district code).
+    Actions,
 }
 
 /// Integer sums (in fen) behind a district's ratios, published next to its scores record so
@@ -215,6 +225,8 @@ pub struct PeerCounters {
 pub struct PeerState {
     scores: HashMap<String, PeerScore>,
     alerts: HashMap<String, Alert>,
+    /// Forwarded actions read and not yet taken by the pipeline.
+    forwarded: Vec<ForwardedAction>,
     counters: PeerCounters,
 }
 
@@ -243,6 +255,7 @@ impl PeerState {
             match table {
                 Table::Scores => drop(self.scores.remove(&key)),
                 Table::Alerts => drop(self.alerts.remove(&key)),
+                Table::Actions => {}
             }
             return Ok(());
         };
@@ -265,8 +278,22 @@ impl PeerState {
                 }
                 self.alerts.insert(key, alert);
             }
+            Table::Actions => {
+                let action: ForwardedAction =
+                    serde_json::from_slice(value).map_err(|e| format!("not a forwarded action: {e}"))?;
+                if action.district_code != key {
+                    return Err(format!("key {key:?} is not the action's district {:?}", action.district_code));
+                }
+                self.forwarded.push(action);
+            }
         }
         Ok(())
+    }
+
+    /// The forwarded actions read since the last call, oldest first (for the pipeline to
+    /// apply those on alerts it holds: [`crate::serve::ApiLink::apply_forwarded`]).
+    pub fn take_forwarded(&mut self) -> Vec<ForwardedAction> {
+        std::mem::take(&mut self.forwarded)
     }
 
     /// Counts so far.

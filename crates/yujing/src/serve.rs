@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::engine::Engine;
+use crate::forward::{ForwardedAction, Forwarder};
 use crate::metrics::Metrics;
 use crate::peers::PeerView;
 use anyhow::{Context, Result};
@@ -153,6 +154,8 @@ pub struct ApiLink {
     /// This instance's own alerts and aggregates, for the state gauges, when peers are
     /// merged into the API's view (the gauges stay per instance).
     local: Option<Snapshot>,
+    /// Where actions on the peers' alerts go.
+    forwarder: Option<Forwarder>,
 }
 
 /// What stress projections need besides the engine's reports.
@@ -196,6 +199,7 @@ pub fn link(config: &Config, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> (
         peers: None,
         peers_seen: 0,
         local: None,
+        forwarder: None,
     };
     (link, snapshots, tx)
 }
@@ -424,7 +428,26 @@ impl ApiLink {
             tracing::info!(alert = %req.alert_id, by = %req.caller.name, "alert action dropped: its request timed out");
             return None;
         }
-        let outcome = self.try_apply(engine, store, &req);
+        let now = chrono::Utc::now().with_timezone(&china_tz());
+        // Milliseconds are enough for people's actions, and read better.
+        let now = now.with_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
+        let outcome = self.try_apply(engine, store, &req.alert_id, &req.caller.name, &req.action, now);
+        // Another instance holds the alert: hand the action to it.
+        if let (Err(ActionError::NotFound(_)), Some(forwarder)) = (&outcome, &self.forwarder) {
+            let snap = self.snapshots.load();
+            if let Some(alert) = snap.alert(&req.alert_id).filter(|_| snap.alert_source(&req.alert_id).is_some()) {
+                let action = ForwardedAction {
+                    alert_id: req.alert_id.clone(),
+                    district_code: alert.district_code.clone(),
+                    action: req.action.clone(),
+                    by: req.caller.name.clone(),
+                    role: req.caller.role.to_string(),
+                    at: now,
+                };
+                forwarder.forward(action, req.reply);
+                return None;
+            }
+        }
         if let Err(e) = &outcome {
             tracing::info!(alert = %req.alert_id, by = %req.caller.name, error = %e, "alert action refused");
         }
@@ -433,27 +456,58 @@ impl ApiLink {
         changed
     }
 
+    /// Applies an action another instance forwarded, when this instance holds the alert
+    /// and has not applied it yet (the same person's action at the same time already in the
+    /// book): through the same path as the API's own actions. Returns the changed alert.
+    pub fn apply_forwarded(
+        &mut self,
+        engine: &mut Engine,
+        store: Option<&mut Store>,
+        fwd: &ForwardedAction,
+    ) -> Option<Alert> {
+        let book = engine.book_mut();
+        if book.actions_for(&fwd.alert_id).iter().any(|a| a.at == fwd.at && a.by == fwd.by) {
+            return None;
+        }
+        self.roles.entry(fwd.by.clone()).or_insert_with(|| fwd.role.clone());
+        match self.try_apply(engine, store, &fwd.alert_id, &fwd.by, &fwd.action, fwd.at) {
+            Ok(alert) => {
+                tracing::info!(alert = %fwd.alert_id, by = %fwd.by, action = fwd.action.verb(),
+                    "alert action applied for a peer");
+                Some(alert)
+            }
+            Err(ActionError::NotFound(_)) => None, // another instance's alert
+            Err(e) => {
+                tracing::info!(alert = %fwd.alert_id, by = %fwd.by, error = %e, "forwarded alert action refused");
+                None
+            }
+        }
+    }
+
+    /// Forwards actions on alerts this instance does not hold (its peers') from now on.
+    pub fn set_forwarder(&mut self, forwarder: Forwarder) {
+        self.forwarder = Some(forwarder);
+    }
+
     fn try_apply(
         &mut self,
         engine: &mut Engine,
         store: Option<&mut Store>,
-        req: &ActionRequest,
+        id: &str,
+        by: &str,
+        what: &AlertAction,
+        now: chrono::DateTime<chrono::FixedOffset>,
     ) -> Result<Alert, ActionError> {
-        let now = chrono::Utc::now().with_timezone(&china_tz());
-        // Milliseconds are enough for people's actions, and read better.
-        let now = now.with_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
-        let by = req.caller.name.as_str();
-        let id = req.alert_id.as_str();
         let before = store.is_some().then(|| engine.book_mut().clone());
         let book = engine.book_mut();
-        let transition = match &req.action {
+        let transition = match what {
             AlertAction::Acknowledge => book.acknowledge(id, by, now),
             AlertAction::Assign { assignee } => book.assign(id, assignee, by, now),
             AlertAction::Resolve { note } => book.resolve(id, by, note, now),
         }
         .map_err(action_error)?;
         let seq = self.audit.len() as u64 + 1;
-        let entry = self.entry(seq, now, by, req.action.verb(), &transition.alert, req.action.detail());
+        let entry = self.entry(seq, now, by, what.verb(), &transition.alert, what.detail());
         if let Some(store) = store {
             let action = engine.book_mut().actions_for(id).last().cloned();
             let started = Instant::now();
@@ -486,6 +540,10 @@ impl ApiLink {
         let mut changed = Vec::new();
         while let Ok(req) = self.actions.try_recv() {
             changed.extend(self.apply(engine, store.as_deref_mut(), req));
+        }
+        let forwarded = self.peers.as_ref().map(|p| p.lock().take_forwarded()).unwrap_or_default();
+        for fwd in &forwarded {
+            changed.extend(self.apply_forwarded(engine, store.as_deref_mut(), fwd));
         }
         while let Some(req) = self.stress.as_mut().and_then(|l| l.requests.try_recv().ok()) {
             self.stress(engine, req);
@@ -578,6 +636,42 @@ mod tests {
 
     fn batch(n: u64) -> Vec<Input> {
         vec![Input { bytes: b"not json".to_vec(), position: Position::line("t", n), truncated_from: None }]
+    }
+
+    #[test]
+    fn a_forwarded_action_is_applied_once_by_the_instance_holding_the_alert() {
+        let config = Config::load(None).unwrap();
+        let mut engine = Engine::new(&config, RulePack::default_pack());
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/sample/reports-2020.jsonl");
+        let lines: Vec<Input> = std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .take(1500)
+            .enumerate()
+            .map(|(i, l)| Input { bytes: l.into(), position: Position::line("t", i as u64 + 1), truncated_from: None })
+            .collect();
+        engine.process(&lines).unwrap();
+        let (mut api, snapshots, _tx) =
+            link(&config, Arc::new(Metrics::new().unwrap()), Arc::new(AtomicBool::new(true)));
+        let open = engine.alerts().find(|a| a.state == yujing_model::AlertState::Open).unwrap().clone();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00.123+08:00").unwrap();
+        let fwd = ForwardedAction {
+            alert_id: open.id.clone(),
+            district_code: open.district_code.clone(),
+            action: AlertAction::Assign { assignee: "li".into() },
+            by: "desk-on-b".into(),
+            role: "regulator".into(),
+            at,
+        };
+        let changed = api.apply_forwarded(&mut engine, None, &fwd).expect("applied by the holder");
+        assert_eq!(changed.assignee.as_deref(), Some("li"));
+        assert!(api.apply_forwarded(&mut engine, None, &fwd).is_none(), "read again: not applied twice");
+        let audit = snapshots.load().audit().to_vec();
+        assert_eq!(audit.len(), 1);
+        assert_eq!((audit[0].actor.as_str(), audit[0].role.as_str(), audit[0].at), ("desk-on-b", "regulator", at));
+        let elsewhere = ForwardedAction { alert_id: "yj-not-held-here".into(), ..fwd };
+        assert!(api.apply_forwarded(&mut engine, None, &elsewhere).is_none(), "another instance's alert");
+        assert_eq!(engine.book_mut().actions_for(&open.id).len(), 1);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct KafkaConfig {
     pub alerts_topic: String,
     /// District scores out (key: district and sector; compacted).
     pub scores_topic: String,
+    /// Actions on alerts another instance holds, forwarded to it (key: district).
+    pub alert_actions_topic: String,
     /// The most messages in one batch.
     pub batch_max_messages: usize,
     /// How long a batch waits for its first message, e.g. "200ms".
@@ -143,6 +145,16 @@ pub async fn run(
     // The whole-city view: the other instances' scores and alerts (DESIGN §8).
     if let Some(peers) = config.peers.build(kafka, Some(api.metrics.clone()))? {
         api.set_peers(peers);
+        let forwarder = KafkaProducerConfig {
+            brokers: kafka.brokers.clone(),
+            extra: kafka.client.clone(),
+            // Within the API's request timeout: the person is told to try again.
+            message_timeout: Duration::from_secs(5),
+            delivery_attempts: 1,
+            ..Default::default()
+        }
+        .build()?;
+        api.set_forwarder(crate::forward::Forwarder::new(forwarder, kafka.alert_actions_topic.clone()));
     }
     // The API: people's past actions, and the state as restored.
     api.load_audit(&store)?;

@@ -156,7 +156,7 @@ fn same(want: &(String, String), got: &(String, String)) {
 
 fn topics(b: &broker::Broker) {
     b.create_topic("yujing.reports", 3);
-    for t in ["yujing.reports.dlq", "yujing.alerts", "yujing.scores"] {
+    for t in ["yujing.reports.dlq", "yujing.alerts", "yujing.scores", "yujing.alert-actions"] {
         b.create_topic(t, 1);
     }
 }
@@ -368,10 +368,18 @@ fn token_config(dir: &Path) -> std::path::PathBuf {
 
 /// `GET path` on an instance's API with the token: the status and the JSON body.
 fn get(run: &Running, path: &str) -> Option<(u16, serde_json::Value)> {
+    request(run, "GET", path, "")
+}
+
+/// A request on an instance's API with the token: the status and the JSON body.
+fn request(run: &Running, method: &str, path: &str, body: &str) -> Option<(u16, serde_json::Value)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", run.1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n");
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     s.write_all(req.as_bytes()).ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
@@ -497,6 +505,45 @@ fn two_instances_in_one_group_each_serve_the_whole_city() {
         assert_eq!(city, districts, "the city counts the institutions of every district on the map");
         assert_eq!(source.as_deref(), Some("merged"));
     }
+    // An action on an alert the other instance holds is handed to it (202), applied there
+    // with its audit record, and shows on both instances once published.
+    let (_, open) = get(&a, "/api/v1/alerts?state=open&limit=500").unwrap();
+    let theirs =
+        open["items"].as_array().unwrap().iter().find(|x| x.get("source").is_some()).expect("a peer's open alert");
+    let id = theirs["id"].as_str().unwrap().to_string();
+    let assign = |to: &str| {
+        let (status, body) =
+            request(&a, "POST", &format!("/api/v1/alerts/{id}/assign"), &format!("{{\"assignee\":\"{to}\"}}")).unwrap();
+        assert_eq!((status, body["status"].as_str()), (202, Some("forwarded")), "{body}");
+    };
+    let shows = |run: &Running, to: &str, within: Duration| {
+        let t0 = Instant::now();
+        loop {
+            if let Some((200, x)) = get(run, &format!("/api/v1/alerts/{id}"))
+                && x["assignee"] == to
+            {
+                return x;
+            }
+            assert!(t0.elapsed() < within, "alert {id} never showed assigned to {to}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    assign("li");
+    assert!(shows(&run_b, "li", Duration::from_secs(60)).get("source").is_none(), "the holder applied it");
+    assert_eq!(shows(&a, "li", Duration::from_secs(60))["source"], "peer", "and published it back");
+    let audit = |run: &Running| get(run, &format!("/api/v1/audit?alert_id={id}")).unwrap().1;
+    assert_eq!(audit(&run_b)["total"], 1, "{}", audit(&run_b));
+    // Restarted, the holder reads the actions topic again from its beginning, and applies
+    // nothing twice: once it shows a second action (later on the same partition, since
+    // the key is the district), it has read the first again.
+    stop(run_b);
+    let run_b = start_instance(&b.addr(), &store_b, "g7", "b", &args);
+    shows(&run_b, "li", Duration::from_secs(60));
+    assign("wang");
+    shows(&run_b, "wang", Duration::from_secs(60));
+    let entries = audit(&run_b);
+    let who: Vec<_> = entries["items"].as_array().unwrap().iter().map(|e| e["detail"].as_str().unwrap()).collect();
+    assert_eq!(who, ["wang", "li"], "each forwarded action applied once, newest first: {entries}");
     stop(a);
     stop(run_b);
 }

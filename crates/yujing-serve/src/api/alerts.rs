@@ -165,7 +165,34 @@ fn field(
     }
 }
 
-async fn act(state: AppState, caller: Caller, id: String, action: AlertAction) -> Result<Json<Alert>, Problem> {
+/// What an action answers: the changed alert, or 202 when another instance holds it.
+pub(crate) enum Acted {
+    /// Applied here: the alert after the action.
+    Applied(Box<Alert>),
+    /// Handed to the instance holding the alert.
+    Forwarded(Forwarded),
+}
+
+/// The body of a 202: the action went to the instance holding the alert.
+#[derive(Debug, Serialize)]
+pub(crate) struct Forwarded {
+    status: &'static str,
+    alert_id: String,
+    district_code: String,
+    action: &'static str,
+    detail: String,
+}
+
+impl axum::response::IntoResponse for Acted {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            Acted::Applied(a) => Json(a).into_response(),
+            Acted::Forwarded(f) => (StatusCode::ACCEPTED, Json(f)).into_response(),
+        }
+    }
+}
+
+async fn act(state: AppState, caller: Caller, id: String, action: AlertAction) -> Result<Acted, Problem> {
     if caller.role == Role::Analyst {
         return Err(Problem::forbidden("analysts may read but not act on alerts"));
     }
@@ -183,8 +210,16 @@ async fn act(state: AppState, caller: Caller, id: String, action: AlertAction) -
     match outcome {
         Ok(alert) => {
             tracing::info!(alert = %id, by = %caller.name, role = %caller.role, action = verb, "alert action applied");
-            Ok(Json(alert))
+            Ok(Acted::Applied(Box::new(alert)))
         }
+        Err(ActionError::Forwarded(district_code)) => Ok(Acted::Forwarded(Forwarded {
+            status: "forwarded",
+            alert_id: id,
+            district_code,
+            action: verb,
+            detail: "another instance holds this alert: the action was handed to it and shows once it is applied"
+                .into(),
+        })),
         Err(ActionError::NotFound(_)) => Err(Problem::not_found(format!("no alert {id:?}"))),
         Err(ActionError::Conflict(m)) => Err(Problem::conflict(m)),
         Err(ActionError::Invalid(m)) => Err(Problem::unprocessable(m)),
@@ -198,7 +233,7 @@ pub(crate) async fn acknowledge(
     caller: Caller,
     Path(id): Path<String>,
     b: Result<Bytes, BytesRejection>,
-) -> Result<Json<Alert>, Problem> {
+) -> Result<Acted, Problem> {
     field(&body(b)?, "", &[])?;
     act(state, caller, id, AlertAction::Acknowledge).await
 }
@@ -209,7 +244,7 @@ pub(crate) async fn assign(
     caller: Caller,
     Path(id): Path<String>,
     b: Result<Bytes, BytesRejection>,
-) -> Result<Json<Alert>, Problem> {
+) -> Result<Acted, Problem> {
     let assignee = field(&body(b)?, "assignee", &["assignee"])?
         .ok_or_else(|| Problem::unprocessable("an assignee is required"))?;
     act(state, caller, id, AlertAction::Assign { assignee }).await
@@ -221,7 +256,7 @@ pub(crate) async fn resolve(
     caller: Caller,
     Path(id): Path<String>,
     b: Result<Bytes, BytesRejection>,
-) -> Result<Json<Alert>, Problem> {
+) -> Result<Acted, Problem> {
     let note = field(&body(b)?, "note", &["note"])?
         .ok_or_else(|| Problem::unprocessable("a note saying why is required to resolve an alert"))?;
     act(state, caller, id, AlertAction::Resolve { note }).await
