@@ -193,6 +193,11 @@ export class Desk {
     buttons.forEach((b) => (b.disabled = true));
     try {
       const alert = await post(`/alerts/${encodeURIComponent(id)}/${action}`, body);
+      if (alert && alert.status === 'forwarded') {
+        // Another instance holds the alert (202): the change shows once it has applied it.
+        this.setStatus(`${id}: ${biText(L.forwarded)}`);
+        return true;
+      }
       this.replaceRow(tr, alert);
       this.setStatus(`${id}: ${biText(lookup(STATES, alert.state))}`);
       this.loadAudit();

@@ -60,6 +60,7 @@ export const L = {
   note: ['办结说明', 'Resolution note'],
   submit: ['提交', 'Submit'],
   cancel: ['取消', 'Cancel'],
+  forwarded: ['已转交持有该预警的实例处理，处理后显示', 'Handed to the instance that holds this alert; it shows once applied'],
   any: ['全部', 'Any'],
   filter: ['筛选', 'Filter'],
   more: ['加载更多', 'Load more'],

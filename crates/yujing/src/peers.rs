@@ -306,6 +306,23 @@ impl PeerState {
         self.alerts.get(id)
     }
 
+    /// Whether [`merge`](Self::merge) would add anything to these parts: a district score or
+    /// a current alert this instance's engine does not hold. (With one instance, the view
+    /// holds only what the engine published itself.)
+    pub fn contributes(&self, parts: &SnapshotParts) -> bool {
+        let own_alerts: HashSet<&str> = parts.alerts.iter().map(|a| a.id.as_str()).collect();
+        if self.alerts.values().any(|a| a.state != AlertState::Superseded && !own_alerts.contains(a.id.as_str())) {
+            return true;
+        }
+        let own: HashSet<(&str, SectorScope, Period)> = parts
+            .aggregates
+            .iter()
+            .filter(|a| a.level == Level::District)
+            .map(|a| (a.entity_id.as_str(), a.sector, a.period))
+            .collect();
+        self.scores.values().any(|p| !own.contains(&(p.score.entity_id.as_str(), p.score.sector, p.score.period)))
+    }
+
     /// Adds the peers' view to a snapshot of this instance's engine.
     ///
     /// - Districts: a peer's district score (district, sector scope, period) is added unless

@@ -371,9 +371,12 @@ impl ApiLink {
     pub fn publish(&mut self, engine: &Engine, config: &Config) {
         let started = Instant::now();
         let mut parts = snapshot_parts(engine, config, &self.audit);
-        let snap = match &self.peers {
+        if let Some(peers) = &self.peers {
+            self.peers_seen = peers.version();
+        }
+        let peers = self.peers.as_ref().map(PeerView::lock).filter(|p| p.contributes(&parts));
+        let snap = match peers {
             Some(peers) => {
-                self.peers_seen = peers.version();
                 let local = Snapshot::new(SnapshotParts {
                     aggregates: parts.aggregates.clone(),
                     alerts: parts.alerts.clone(),
@@ -382,10 +385,12 @@ impl ApiLink {
                 });
                 self.metrics.refresh(&local);
                 self.local = Some(local);
-                peers.lock().merge(&mut parts, &config.score.grades);
+                peers.merge(&mut parts, &config.score.grades);
+                drop(peers);
                 Snapshot::new(parts)
             }
             None => {
+                self.local = None;
                 let snap = Snapshot::new(parts);
                 self.metrics.refresh(&snap);
                 snap

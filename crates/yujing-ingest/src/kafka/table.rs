@@ -99,7 +99,7 @@ impl KafkaTableConfig {
             partitions: BTreeMap::new(),
             next: BTreeMap::new(),
             next_lookup: None,
-            lookup_backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
+            lookup_backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
             backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(2)),
             last_error_log: None,
         })

@@ -72,7 +72,9 @@ fn a_peers_district_scores_and_alerts_are_added_and_marked() {
     let (a, b) = (instance(&config, even), instance(&config, odd));
     let mut parts = snapshot_parts(&a, &config, &[]);
     let own = districts(&parts);
-    published(&[&b]).merge(&mut parts, &config.score.grades);
+    let peers = published(&[&b]);
+    assert!(peers.contributes(&parts));
+    peers.merge(&mut parts, &config.score.grades);
     let all = districts(&parts);
     assert!(own.iter().all(|d| even(d.parse().unwrap())));
     assert!(all.len() > own.len() && all.iter().any(|d| odd(d.parse().unwrap())), "{all:?}");
@@ -84,6 +86,18 @@ fn a_peers_district_scores_and_alerts_are_added_and_marked() {
     assert_eq!(peer_alerts.len(), b.alerts().count());
     assert!(!peer_alerts.is_empty(), "the odd districts raise alerts in the sample");
     assert!(peer_alerts.iter().all(|x| odd(x.district_code.parse().unwrap())));
+}
+
+#[test]
+fn one_instance_reading_back_what_it_published_adds_nothing() {
+    let config = Config::load(None).unwrap();
+    let a = instance(&config, |_| true);
+    let mut parts = snapshot_parts(&a, &config, &[]);
+    let before = parts.clone();
+    let own = published(&[&a]);
+    assert!(!own.contributes(&parts));
+    own.merge(&mut parts, &config.score.grades);
+    assert_eq!((parts.aggregates, parts.alerts), (before.aggregates, before.alerts));
 }
 
 #[test]
@@ -103,6 +117,7 @@ fn the_engines_own_state_wins_over_a_peers_record_of_the_same_key() {
     alert.severity = yujing_model::Severity::Red;
     alert.state = AlertState::Resolved;
     state.apply(Table::Alerts, Some(alert.id.as_bytes()), Some(&serde_json::to_vec(&alert).unwrap())).unwrap();
+    assert!(!state.contributes(&parts), "a peer's record of what the engine holds adds nothing");
     state.merge(&mut parts, &config.score.grades);
     assert_eq!(parts.aggregates, before.aggregates, "nothing of a peer replaces the engine's own");
     assert_eq!(parts.alerts, before.alerts);
