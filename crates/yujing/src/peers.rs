@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use yujing_ingest::kafka::{KafkaTableConfig, TableRecord};
+use yujing_ingest::kafka::KafkaTableConfig;
 use yujing_model::{
     AggregateScore, Alert, AlertState, CITY_CODE, Contributor, Level, Period, Report, Sector, SectorScope,
 };
@@ -103,17 +103,14 @@ impl PeersConfig {
                 if let Some(m) = &metrics {
                     m.record_peer_records(counts.0, counts.1);
                 }
-                log_progress(&batch);
+                tracing::debug!(records = batch.len(), malformed = counts.1, "peer records applied");
             }
         });
-        tracing::info!(scores = %kafka.scores_topic, alerts = %kafka.alerts_topic, "reading the peers' scores and alerts");
+        tracing::info!(scores = %kafka.scores_topic, alerts = %kafka.alerts_topic, actions = %kafka.alert_actions_topic,
+            "reading the peers' scores, alerts and forwarded actions");
         drop(task);
         Ok(Some(view))
     }
-}
-
-fn log_progress(batch: &[TableRecord]) {
-    tracing::debug!(records = batch.len(), "peer records applied");
 }
 
 /// The peers' latest scores and alerts, shared between the reading task and the API link.
