@@ -2,10 +2,10 @@
 //! trend adjustment (statrs) and grades.
 
 use crate::config::ScoreConfig;
-use crate::trend::trend_points;
+use crate::trend::TrendBaseline;
 use crate::{Error, Result};
 use polars::prelude::*;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use yujing_model::{Indicator, IndicatorScore, InstitutionScore, Metric, Period, Report, Sector};
 
 /// The polars expression that derives an indicator from the sector's metric columns.
@@ -97,7 +97,26 @@ fn base_scores(config: &ScoreConfig, sector: Sector, reports: &[&Report]) -> Res
     Ok(rows)
 }
 
-/// Scores one sector for the given periods.
+/// What one period's changes of base score are scored against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Baseline {
+    /// The period's own cross-section: every report of the sector-period must be given.
+    Own,
+    /// A baseline taken elsewhere (a complete earlier period), or none (no z-score, no
+    /// points): any subset of the sector-period's reports may be given.
+    Fixed(Option<TrendBaseline>),
+}
+
+/// Scores and the baselines taken.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scored {
+    /// Scores of the requested periods, ordered by period then institution id.
+    pub scores: Vec<InstitutionScore>,
+    /// The baseline of each period scored against its own cross-section.
+    pub baselines: BTreeMap<Period, Option<TrendBaseline>>,
+}
+
+/// Scores one sector for the given periods, each against its own cross-section.
 ///
 /// `reports` must hold the winning reports of those periods and of the period one cadence
 /// step before each (for the trend); rows of the earlier periods are used only as the trend's
@@ -109,37 +128,58 @@ pub fn score_sector(
     periods: &BTreeSet<Period>,
     reports: &[&Report],
 ) -> Result<Vec<InstitutionScore>> {
+    let periods: BTreeMap<Period, Baseline> = periods.iter().map(|p| (*p, Baseline::Own)).collect();
+    Ok(score_sector_against(config, sector, &periods, reports)?.scores)
+}
+
+/// Scores one sector for the given periods, each against its [`Baseline`].
+///
+/// As [`score_sector`], except that a period with a [`Baseline::Fixed`] needs only the
+/// reports to score (and each one's report of the previous period).
+pub fn score_sector_against(
+    config: &ScoreConfig,
+    sector: Sector,
+    periods: &BTreeMap<Period, Baseline>,
+    reports: &[&Report],
+) -> Result<Scored> {
     if let Some(r) = reports.iter().find(|r| r.sector != sector) {
         return Err(Error::Input(format!("report {} is {}, not {sector}", r.report_id, r.sector)));
     }
     let mut reports: Vec<&Report> = reports.to_vec();
     reports.sort_by(|a, b| (a.period, &a.institution_id).cmp(&(b.period, &b.institution_id)));
     reports.dedup_by(|a, b| a.period == b.period && a.institution_id == b.institution_id);
+    let mut scored = Scored::default();
     if reports.is_empty() {
-        return Ok(Vec::new());
+        return Ok(scored);
     }
     let rows = base_scores(config, sector, &reports)?;
     let index: HashMap<(&str, Period), usize> =
         reports.iter().enumerate().map(|(i, r)| ((r.institution_id.as_str(), r.period), i)).collect();
     let step = sector.cadence_months();
-    let mut out = Vec::new();
     let mut start = 0;
     while start < reports.len() {
         let period = reports[start].period;
         let end = start + reports[start..].iter().take_while(|r| r.period == period).count();
-        if periods.contains(&period) {
+        if let Some(baseline) = periods.get(&period) {
             let deltas: Vec<Option<f64>> = (start..end)
                 .map(|i| {
                     let prev = index.get(&(reports[i].institution_id.as_str(), period.add_months(-step)))?;
                     Some(rows[i].base - rows[*prev].base)
                 })
                 .collect();
-            let trends = trend_points(&config.trend, &deltas);
+            let baseline = match baseline {
+                Baseline::Own => {
+                    let own = TrendBaseline::of(&config.trend, &deltas);
+                    scored.baselines.insert(period, own);
+                    own
+                }
+                Baseline::Fixed(b) => *b,
+            };
             for (k, i) in (start..end).enumerate() {
                 let r = reports[i];
-                let (z, points) = trends[k];
+                let (z, points) = baseline.map_or((None, 0.0), |b| b.points(&config.trend, deltas[k]));
                 let score = (rows[i].base + points).clamp(0.0, 100.0);
-                out.push(InstitutionScore {
+                scored.scores.push(InstitutionScore {
                     institution_id: r.institution_id.clone(),
                     period,
                     sector,
@@ -157,5 +197,5 @@ pub fn score_sector(
         }
         start = end;
     }
-    Ok(out)
+    Ok(scored)
 }

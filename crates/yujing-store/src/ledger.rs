@@ -303,6 +303,11 @@ impl Ledger {
         self.by_sector_period.get(&(sector, period)).into_iter().flatten().filter_map(move |id| self.report(id, period))
     }
 
+    /// Every sector-period holding a report, in no particular order.
+    pub fn sector_periods(&self) -> impl Iterator<Item = (Sector, Period)> + '_ {
+        self.by_sector_period.keys().copied()
+    }
+
     /// Number of institution-periods held.
     pub fn len(&self) -> usize {
         self.institutions.values().map(|r| r.periods.len()).sum()

@@ -3,7 +3,9 @@
 //!
 //! Every batch re-scores only the sector-periods it touched (and the period after each, whose
 //! trend depends on it), re-aggregates only the touched periods, and re-derives the alert
-//! history of only the entities whose inputs changed. The state after any sequence of
+//! history of only the entities whose inputs changed. In a period not yet due, whose trend
+//! is scored against the latest due period's baseline, it re-scores only the institutions
+//! it brought. The state after any sequence of
 //! batches is a function of the set of reports applied, so batch boundaries, duplicates and
 //! arrival order within a period change nothing (DESIGN §7).
 
@@ -19,11 +21,18 @@ use yujing_model::{
     AggregateScore, Alert, DeadLetter, DecodeLimits, EntityKind, InstitutionScore, Level, Period, Reason, Report,
     Sector, SectorScope, Transition, period::china_tz,
 };
-use yujing_score::ScoreConfig;
+use yujing_score::{Baseline, ScoreConfig, TrendBaseline};
 use yujing_store::{Expected, Ledger, LedgerSettings, Outcome, SlotState};
 
 /// Key of an aggregate: level, entity, sector scope, period (ordered for series building).
 pub type AggKey = (Level, String, SectorScope, Period);
+
+/// Changed sector-periods, each with the institutions whose report changed (`None`: all).
+type Pending = BTreeMap<(Sector, Period), Option<BTreeSet<Arc<str>>>>;
+
+/// Periods of one sector to score, each against its baseline and for the given
+/// institutions (`None`: all of them).
+type PeriodWork = BTreeMap<Period, (Baseline, Option<BTreeSet<Arc<str>>>)>;
 
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
@@ -91,10 +100,16 @@ pub struct Engine {
     due_through: Option<Period>,
     stats: Stats,
     touched_periods: BTreeSet<Period>,
-    /// Sector-periods ingested since the last settle.
-    pending_changed: BTreeSet<(Sector, Period)>,
+    /// Sector-periods ingested since the last settle, each with the institutions whose
+    /// report changed (`None`: all of them).
+    pending_changed: Pending,
     /// Institutions ingested since the last settle.
     pending_entities: BTreeSet<Arc<str>>,
+    /// The trend baseline of each sector-period scored against its own cross-section.
+    baselines: HashMap<(Sector, Period), Option<TrendBaseline>>,
+    /// Each sector's reference for the periods not yet due: its latest due period and that
+    /// period's baseline.
+    references: HashMap<Sector, (Period, Option<TrendBaseline>)>,
 }
 
 impl Engine {
@@ -113,8 +128,10 @@ impl Engine {
             due_through: None,
             stats: Stats::default(),
             touched_periods: BTreeSet::new(),
-            pending_changed: BTreeSet::new(),
+            pending_changed: BTreeMap::new(),
             pending_entities: BTreeSet::new(),
+            baselines: HashMap::new(),
+            references: HashMap::new(),
         }
     }
 
@@ -135,7 +152,7 @@ impl Engine {
         e.book = AlertBook::restore(published, actions);
         // As if the whole ledger had just been ingested: every sector-period and institution.
         for r in e.ledger.institutions() {
-            e.pending_changed.extend(r.reports().map(|rep| (rep.sector, rep.period)));
+            e.pending_changed.extend(r.reports().map(|rep| ((rep.sector, rep.period), None)));
             e.pending_entities.insert(r.institution_id.clone());
         }
         let transitions = e.settle()?;
@@ -175,7 +192,11 @@ impl Engine {
                 Outcome::New | Outcome::Replaced { .. } => {
                     self.stats.accepted += 1;
                     *self.stats.accepted_by_sector.entry(sector).or_default() += 1;
-                    self.pending_changed.insert((sector, period));
+                    if let Some(insts) =
+                        self.pending_changed.entry((sector, period)).or_insert_with(|| Some(BTreeSet::new()))
+                    {
+                        insts.insert(inst.clone());
+                    }
                     self.pending_entities.insert(inst);
                 }
                 Outcome::Duplicate => self.stats.duplicates += 1,
@@ -194,20 +215,28 @@ impl Engine {
     /// the alert transitions to publish.
     pub fn settle(&mut self) -> Result<Vec<Transition>, EngineError> {
         let started = Instant::now();
-        let changed = std::mem::take(&mut self.pending_changed);
+        let mut changed = std::mem::take(&mut self.pending_changed);
         let mut entities = std::mem::take(&mut self.pending_entities);
-        let touched = self.rescore(&changed, &mut entities)?;
-        let scored = started.elapsed();
-        let districts = self.reaggregate(&touched)?;
-        let aggregated = started.elapsed();
         let due = self.due_period();
         if due != self.due_through {
-            // A report deadline passed: only records that now end in a missing report change.
+            // A report deadline passed: the periods that became due are scored against their
+            // own (now complete) cross-section, and records that now end in a missing report
+            // change.
+            let (lo, hi) = (due.min(self.due_through), due.max(self.due_through));
+            for (s, p) in self.ledger.sector_periods() {
+                if lo.is_none_or(|lo| p > lo) && hi.is_some_and(|hi| p <= hi) {
+                    changed.insert((s, p), None);
+                }
+            }
             self.due_through = due;
             entities.extend(
                 self.ledger.institutions().filter(|r| self.ledger.overdue(r)).map(|r| r.institution_id.clone()),
             );
         }
+        let touched = self.rescore(changed, &mut entities)?;
+        let scored = started.elapsed();
+        let districts = self.reaggregate(&touched)?;
+        let aggregated = started.elapsed();
         let (institutions, district_series) = (entities.len(), districts.len());
         let transitions = self.rederive(&entities, districts);
         tracing::debug!(
@@ -274,41 +303,108 @@ impl Engine {
 
     /// Re-scores the changed sector-periods and the period after each; returns the
     /// sector-periods scored and adds every institution whose score changed to `entities`.
+    ///
+    /// A due period is scored against its own cross-section, in full. A period not yet due
+    /// is scored against the sector's reference: the baseline of its latest due period (its
+    /// own cross-section only while the sector has none). Its scores then depend on each
+    /// institution's own reports only, so a batch re-scores just the institutions it
+    /// brought, not the whole sector-period; a reference that moved re-scores them all.
     fn rescore(
         &mut self,
-        changed: &BTreeSet<(Sector, Period)>,
+        mut changed: Pending,
         entities: &mut BTreeSet<Arc<str>>,
     ) -> Result<BTreeSet<(Sector, Period)>, EngineError> {
-        let mut touched = changed.clone();
-        for &(s, p) in changed {
+        // A change also moves the next period's trend: the same institutions' changes there.
+        for ((s, p), insts) in changed.clone() {
             let next = p.add_months(s.cadence_months());
             if self.ledger.sector_period(s, next).next().is_some() {
-                touched.insert((s, next));
+                merge_change(&mut changed, (s, next), insts);
             }
         }
+        let due_through = self.due_through;
+        let is_due = |p: Period| due_through.is_some_and(|d| p <= d);
+        let mut touched = BTreeSet::new();
         for sector in Sector::ALL {
-            let periods: BTreeSet<Period> = touched.iter().filter(|(s, _)| *s == sector).map(|(_, p)| *p).collect();
-            if periods.is_empty() {
-                continue;
+            let mut mine: BTreeMap<Period, Option<BTreeSet<Arc<str>>>> = changed
+                .range((sector, Period::from_index(i32::MIN))..=(sector, Period::from_index(i32::MAX)))
+                .map(|((_, p), i)| (*p, i.clone()))
+                .collect();
+            let due: PeriodWork =
+                mine.iter().filter(|(p, _)| is_due(**p)).map(|(p, _)| (*p, (Baseline::Own, None))).collect();
+            self.score_periods(sector, &due, entities)?;
+            // The reference for the periods not yet due.
+            let reference = self
+                .ledger
+                .sector_periods()
+                .filter(|(s, p)| *s == sector && is_due(*p))
+                .map(|(_, p)| p)
+                .max()
+                .and_then(|q| Some((q, *self.baselines.get(&(sector, q))?)));
+            if self.references.get(&sector) != reference.as_ref() {
+                for (s, p) in self.ledger.sector_periods() {
+                    if s == sector && !is_due(p) {
+                        mine.insert(p, None);
+                    }
+                }
+                match reference {
+                    Some(r) => self.references.insert(sector, r),
+                    None => self.references.remove(&sector),
+                };
             }
-            let step = sector.cadence_months();
-            let needed: BTreeSet<Period> = periods.iter().flat_map(|p| [*p, p.add_months(-step)]).collect();
-            let reports: Vec<&Report> =
-                needed.iter().flat_map(|p| self.ledger.sector_period(sector, *p)).map(|r| r.as_ref()).collect();
-            for s in yujing_score::score_sector(&self.score, sector, &periods, &reports)? {
-                let id = self
-                    .ledger
-                    .institution(&s.institution_id)
-                    .map(|r| r.institution_id.clone())
-                    .unwrap_or_else(|| Arc::from(s.institution_id.as_str()));
-                let slot = self.inst_scores.entry(id.clone()).or_default();
-                if slot.get(&s.period).map(|a| &**a) != Some(&s) {
-                    slot.insert(s.period, Arc::new(s));
-                    entities.insert(id);
+            let baseline = reference.map_or(Baseline::Own, |(_, b)| Baseline::Fixed(b));
+            let provisional: PeriodWork = mine
+                .iter()
+                .filter(|(p, _)| !is_due(**p))
+                .map(|(p, insts)| (*p, (baseline, if baseline == Baseline::Own { None } else { insts.clone() })))
+                .collect();
+            self.score_periods(sector, &provisional, entities)?;
+            touched.extend(mine.keys().map(|p| (sector, *p)));
+        }
+        Ok(touched)
+    }
+
+    /// Scores periods of one sector, each against its baseline and for the given
+    /// institutions (`None`: all); keeps the baselines taken and adds every institution
+    /// whose score changed to `entities`.
+    fn score_periods(
+        &mut self,
+        sector: Sector,
+        periods: &PeriodWork,
+        entities: &mut BTreeSet<Arc<str>>,
+    ) -> Result<(), EngineError> {
+        if periods.is_empty() {
+            return Ok(());
+        }
+        let step = sector.cadence_months();
+        let mut reports: Vec<&Report> = Vec::new();
+        for (p, (_, insts)) in periods {
+            for q in [*p, p.add_months(-step)] {
+                match insts {
+                    None => reports.extend(self.ledger.sector_period(sector, q).map(|r| r.as_ref())),
+                    Some(insts) => {
+                        reports.extend(insts.iter().filter_map(|i| self.ledger.report(i, q)).map(|r| r.as_ref()))
+                    }
                 }
             }
         }
-        Ok(touched)
+        let baselines: BTreeMap<Period, Baseline> = periods.iter().map(|(p, (b, _))| (*p, *b)).collect();
+        let scored = yujing_score::score_sector_against(&self.score, sector, &baselines, &reports)?;
+        for (p, b) in scored.baselines {
+            self.baselines.insert((sector, p), b);
+        }
+        for s in scored.scores {
+            let id = self
+                .ledger
+                .institution(&s.institution_id)
+                .map(|r| r.institution_id.clone())
+                .unwrap_or_else(|| Arc::from(s.institution_id.as_str()));
+            let slot = self.inst_scores.entry(id.clone()).or_default();
+            if slot.get(&s.period).map(|a| &**a) != Some(&s) {
+                slot.insert(s.period, Arc::new(s));
+                entities.insert(id);
+            }
+        }
+        Ok(())
     }
 
     /// Re-aggregates the touched periods; returns the (district, scope) pairs whose
@@ -489,5 +585,13 @@ impl Engine {
     /// The latest period whose reports are all due: the natural period to show.
     pub fn complete_through(&self) -> Option<Period> {
         self.due_through
+    }
+}
+
+/// Adds the institutions of one change to the pending changes (`None`: all of them).
+fn merge_change(changed: &mut Pending, key: (Sector, Period), insts: Option<BTreeSet<Arc<str>>>) {
+    match (changed.entry(key).or_insert_with(|| Some(BTreeSet::new())), insts) {
+        (Some(mine), Some(insts)) => mine.extend(insts),
+        (slot, _) => *slot = None,
     }
 }

@@ -134,3 +134,59 @@ fn every_bad_line_yields_one_dead_letter_with_its_reason_and_the_run_goes_on() {
     assert_eq!(e.stats().accepted, 1);
     assert_eq!(e.stats().received, lines.len() as u64);
 }
+
+/// Eight microloans with varied NPL ratios, 2020-01..=2020-03, on time.
+fn eight_microloans() -> Vec<String> {
+    (0..8)
+        .flat_map(|i| {
+            monthly(&format!("CQ-MLC-01{i:02}"), 500103, "2020-01", 3, move |k| {
+                microloan_with_npl(0.05 + 0.004 * f64::from(i * k) + 0.002 * f64::from((i * 7 + k * 3) % 5))
+            })
+        })
+        .collect()
+}
+
+/// One institution's score for a period.
+fn score_at(e: &yujing::engine::Engine, inst: &str, period: &str) -> yujing_model::InstitutionScore {
+    let p: yujing_model::Period = period.parse().unwrap();
+    e.scores_of(inst).find(|s| s.period == p).map(|s| (**s).clone()).unwrap()
+}
+
+#[test]
+fn a_report_in_a_period_not_yet_due_moves_no_other_institutions_score() {
+    // The watermark (2020-04-10) leaves 2020-03 open: its trend is scored against 2020-02's.
+    let mut e = engine();
+    feed(&mut e, &eight_microloans(), 100);
+    assert_eq!(e.complete_through().map(|p| p.to_string()).as_deref(), Some("2020-02"));
+    let others: Vec<_> = (1..8).map(|i| score_at(&e, &format!("CQ-MLC-01{i:02}"), "2020-03")).collect();
+    let before = score_at(&e, "CQ-MLC-0100", "2020-03");
+    // A sharp deterioration, still within 2020-03.
+    let revised =
+        line("CQ-MLC-0100", Sector::Microloan, 500103, "2020-03", 2, &on_time("2020-03"), &microloan_with_npl(0.25));
+    let out = feed(&mut e, std::slice::from_ref(&revised), 100);
+    let after = score_at(&e, "CQ-MLC-0100", "2020-03");
+    assert!(after.trend_z.unwrap() > before.trend_z.unwrap() + 1.0, "{before:?} -> {after:?}");
+    let others_after: Vec<_> = (1..8).map(|i| score_at(&e, &format!("CQ-MLC-01{i:02}"), "2020-03")).collect();
+    assert_eq!(others, others_after, "a report moved its peers' provisional scores");
+    assert!(
+        out.transitions
+            .iter()
+            .all(|t| t.alert.entity_id == "CQ-MLC-0100" || t.alert.entity_kind != EntityKind::Institution)
+    );
+
+    // Once 2020-03 is due its own (complete) cross-section is the baseline: the state is the
+    // one of a single settle over every report.
+    let late =
+        line("CQ-MLC-0199", Sector::Microloan, 500104, "2020-04", 1, "2020-05-10T10:00:00+08:00", &healthy_microloan());
+    feed(&mut e, std::slice::from_ref(&late), 100);
+    assert_eq!(e.complete_through().map(|p| p.to_string()).as_deref(), Some("2020-03"));
+    let mut all = eight_microloans();
+    all.extend([revised, late]);
+    let once = run(&all, usize::MAX);
+    for i in 0..8 {
+        let inst = format!("CQ-MLC-01{i:02}");
+        assert_eq!(score_at(&e, &inst, "2020-03"), score_at(&once, &inst, "2020-03"), "{inst}");
+    }
+    assert_ne!(score_at(&e, "CQ-MLC-0101", "2020-03").trend_z, others[0].trend_z, "2020-03 kept the 2020-02 baseline");
+    assert_eq!(alerts_json(&e), alerts_json(&once));
+}
