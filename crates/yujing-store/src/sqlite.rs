@@ -328,6 +328,21 @@ impl Store {
         Ok(ledger)
     }
 
+    /// This store's origin: an id made when it is first asked for and kept in the store, so
+    /// that what a service publishes from this state can be told from what other instances
+    /// publish (the whole-city view skips its own alerts when it reads them back).
+    pub fn origin(&mut self) -> Result<String> {
+        if let Some(o) = self.meta("origin")? {
+            return Ok(o);
+        }
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let made = format!("{nanos:x}-{:x}", std::process::id());
+        self.conn
+            .execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?1)", [&made])
+            .map_err(|e| sql(e, &self.path))?;
+        Ok(self.meta("origin")?.unwrap_or(made))
+    }
+
     fn meta(&self, key: &str) -> Result<Option<String>> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))

@@ -25,6 +25,10 @@ use yujing_ingest::kafka::{KafkaSink, Record, dead_letter_record};
 use yujing_model::{DeadLetter, Level, Period, Sector, SectorScope, Transition};
 use yujing_store::{Delivery, Store, StoreConfig};
 
+/// The header naming the store an alert transition was published from (see
+/// [`Store::origin`]): the whole-city view skips its own alerts when it reads them back.
+pub const ORIGIN_HEADER: &str = "yujing.origin";
+
 /// How many outbox records one round sends at most, per kind.
 const CHUNK: usize = 1000;
 /// The first pause after a failed round; it doubles up to [`MAX_BACKOFF`].
@@ -114,9 +118,10 @@ impl PublisherHandle {
         sink: KafkaSink,
         metrics: Option<Arc<Metrics>>,
     ) -> Result<PublisherHandle> {
-        let store = StoreConfig::at(store_path).build().context("opening the store for the publisher")?;
+        let mut store = StoreConfig::at(store_path).build().context("opening the store for the publisher")?;
         let mut publisher = Publisher::new(kafka);
         publisher.metrics = metrics;
+        publisher.origin = store.origin()?.into_bytes();
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(publisher.run(store, sink, rx));
         Ok(PublisherHandle { tx, task })
@@ -160,6 +165,8 @@ struct Publisher {
     alerts_topic: String,
     scores_topic: String,
     pending_scores: BTreeMap<String, Record>,
+    /// The store's origin, as a header of every alert transition.
+    origin: Vec<u8>,
     backoff: Duration,
     next_try: Option<Instant>,
     counters: PublishCounters,
@@ -184,6 +191,7 @@ impl Publisher {
             alerts_topic: kafka.alerts_topic.clone(),
             scores_topic: kafka.scores_topic.clone(),
             pending_scores: BTreeMap::new(),
+            origin: Vec::new(),
             backoff: MIN_BACKOFF,
             next_try: None,
             counters: PublishCounters::default(),
@@ -302,6 +310,7 @@ impl Publisher {
                         headers: vec![
                             ("yujing.transition".into(), a.kind.as_bytes().to_vec()),
                             ("yujing.by".into(), a.actor.clone().into_bytes()),
+                            (ORIGIN_HEADER.into(), self.origin.clone()),
                         ],
                         partition: None,
                     };

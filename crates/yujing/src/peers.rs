@@ -5,7 +5,9 @@
 //! district scores to `yujing.scores` and its alert transitions to `yujing.alerts`
 //! ([`crate::outbox`]); the [`PeerView`] reads both topics in full, from their beginning
 //! and outside any consumer group, and keeps the latest district score per key and the
-//! latest state per alert id. [`PeerState::merge`] then adds to the API's snapshot what this
+//! latest state per alert id (skipping the alerts this instance's own store published,
+//! told by their `yujing.origin` header: the engine holds those, and with one instance
+//! keeping a second copy of every alert only cost memory). [`PeerState::merge`] then adds to the API's snapshot what this
 //! instance's engine does not hold: peers' district scores and alerts, and regions and the
 //! city recomputed over every instance's districts. The engine's own state always wins.
 //!
@@ -48,7 +50,9 @@ pub struct PeersConfig {
 
 impl PeersConfig {
     /// Starts reading the peers' topics (inside a tokio runtime); `None` when disabled.
-    pub fn build(&self, kafka: &KafkaConfig, metrics: Option<Arc<Metrics>>) -> Result<Option<PeerView>> {
+    /// Alerts published from the store of `origin` (this instance's, see
+    /// [`yujing_store::Store::origin`]) are skipped: the engine holds them already.
+    pub fn build(&self, kafka: &KafkaConfig, origin: &str, metrics: Option<Arc<Metrics>>) -> Result<Option<PeerView>> {
         if !self.enabled {
             return Ok(None);
         }
@@ -61,8 +65,12 @@ impl PeersConfig {
         }
         .build()?;
         let view = PeerView { state: Arc::new(Mutex::new(PeerState::default())), version: Arc::default() };
-        let (scores_topic, alerts_topic) = (kafka.scores_topic.clone(), kafka.alerts_topic.clone());
-        let actions_topic = kafka.alert_actions_topic.clone();
+        let topics = Topics {
+            scores: kafka.scores_topic.clone(),
+            alerts: kafka.alerts_topic.clone(),
+            actions: kafka.alert_actions_topic.clone(),
+            origin: origin.as_bytes().to_vec(),
+        };
         let task_view = view.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -80,18 +88,10 @@ impl PeersConfig {
                 {
                     let mut state = task_view.lock();
                     for r in &batch {
-                        let table = if r.topic == scores_topic {
-                            Table::Scores
-                        } else if r.topic == alerts_topic {
-                            Table::Alerts
-                        } else if r.topic == actions_topic {
-                            Table::Actions
-                        } else {
-                            continue;
-                        };
-                        match state.apply(table, r.key.as_deref(), r.value.as_deref()) {
-                            Ok(()) => counts.0 += 1,
-                            Err(why) => {
+                        match state.apply_record(r, &topics) {
+                            Read::Applied | Read::Own => counts.0 += 1,
+                            Read::Other => {}
+                            Read::Malformed(why) => {
                                 counts.1 += 1;
                                 tracing::warn!(topic = %r.topic, partition = r.partition, offset = r.offset,
                                     reason = %why, "a peer record cannot be read; skipped");
@@ -135,6 +135,33 @@ impl PeerView {
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Relaxed)
     }
+}
+
+/// The topics the view reads, and this instance's origin.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// District scores.
+    pub scores: String,
+    /// Alerts.
+    pub alerts: String,
+    /// Forwarded actions.
+    pub actions: String,
+    /// The origin of this instance's store: its own alerts carry it in their
+    /// [`crate::outbox::ORIGIN_HEADER`].
+    pub origin: Vec<u8>,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// Applied to the view.
+    Applied,
+    /// One of this instance's own alerts: the engine holds it, so it is not kept.
+    Own,
+    /// Of none of the view's topics.
+    Other,
+    /// Unreadable, with the reason: counted and skipped.
+    Malformed(String),
 }
 
 /// Which of the peers' topics a record came from.
@@ -287,6 +314,27 @@ impl PeerState {
         Ok(())
     }
 
+    /// Applies one record read from `topics` (see [`PeerState::apply`]), unless it is one
+    /// of this instance's own alerts.
+    pub fn apply_record(&mut self, r: &yujing_ingest::kafka::TableRecord, topics: &Topics) -> Read {
+        let table = if r.topic == topics.scores {
+            Table::Scores
+        } else if r.topic == topics.alerts {
+            if r.header(crate::outbox::ORIGIN_HEADER) == Some(topics.origin.as_slice()) {
+                return Read::Own;
+            }
+            Table::Alerts
+        } else if r.topic == topics.actions {
+            Table::Actions
+        } else {
+            return Read::Other;
+        };
+        match self.apply(table, r.key.as_deref(), r.value.as_deref()) {
+            Ok(()) => Read::Applied,
+            Err(why) => Read::Malformed(why),
+        }
+    }
+
     /// The forwarded actions read since the last call, oldest first (for the pipeline to
     /// apply those on alerts it holds: [`crate::serve::ApiLink::apply_forwarded`]).
     pub fn take_forwarded(&mut self) -> Vec<ForwardedAction> {
@@ -307,9 +355,11 @@ impl PeerState {
     /// a current alert this instance's engine does not hold. (With one instance, the view
     /// holds only what the engine published itself.)
     pub fn contributes(&self, parts: &SnapshotParts) -> bool {
-        let own_alerts: HashSet<&str> = parts.alerts.iter().map(|a| a.id.as_str()).collect();
-        if self.alerts.values().any(|a| a.state != AlertState::Superseded && !own_alerts.contains(a.id.as_str())) {
-            return true;
+        if !self.alerts.is_empty() {
+            let own_alerts: HashSet<&str> = parts.alerts.iter().map(|a| a.id.as_str()).collect();
+            if self.alerts.values().any(|a| a.state != AlertState::Superseded && !own_alerts.contains(a.id.as_str())) {
+                return true;
+            }
         }
         let own: HashSet<(&str, SectorScope, Period)> = parts
             .aggregates

@@ -143,7 +143,7 @@ pub async fn run(
         })
     };
     // The whole-city view: the other instances' scores and alerts (DESIGN §8).
-    if let Some(peers) = config.peers.build(kafka, Some(api.metrics.clone()))? {
+    if let Some(peers) = config.peers.build(kafka, &store.origin()?, Some(api.metrics.clone()))? {
         api.set_peers(peers);
         let forwarder = KafkaProducerConfig {
             brokers: kafka.brokers.clone(),

@@ -10,7 +10,7 @@ use futures::{FutureExt, StreamExt};
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,6 +52,15 @@ pub struct TableRecord {
     pub key: Option<Vec<u8>>,
     /// The value; `None` for a tombstone.
     pub value: Option<Vec<u8>>,
+    /// The headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl TableRecord {
+    /// The value of the first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_slice())
+    }
 }
 
 impl KafkaTableConfig {
@@ -263,6 +272,10 @@ impl KafkaTableReader {
             offset: m.offset(),
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec),
+            headers: m
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
+                .unwrap_or_default(),
         }
     }
 

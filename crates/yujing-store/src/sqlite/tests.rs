@@ -155,3 +155,16 @@ fn a_version_2_store_keeps_its_reports_when_they_are_rekeyed_by_period() {
         .unwrap();
     assert_eq!(pk, ["period", "institution_id"], "keyed by period first");
 }
+
+#[test]
+fn a_store_keeps_its_origin_across_reopening_and_two_stores_differ() {
+    let (dir, mut a) = store();
+    let origin = a.origin().unwrap();
+    assert!(!origin.is_empty());
+    assert_eq!(a.origin().unwrap(), origin);
+    drop(a);
+    let mut again = StoreConfig::at(dir.path().join("y.db")).build().unwrap();
+    assert_eq!(again.origin().unwrap(), origin);
+    let (_d, mut b) = store();
+    assert_ne!(b.origin().unwrap(), origin);
+}

@@ -222,3 +222,29 @@ fn merged_regions_and_city_equal_one_aggregation_over_both_instances_institution
         assert_eq!(ids(g), ids(w), "{what}");
     }
 }
+
+#[test]
+fn an_alert_published_from_this_instances_store_is_not_kept_a_peers_is() {
+    let config = Config::load(None).unwrap();
+    let a = instance(&config, |_| true);
+    let alert = a.alerts().next().expect("the sample raises alerts").clone();
+    let topics = Topics {
+        scores: "yujing.scores".into(),
+        alerts: "yujing.alerts".into(),
+        actions: "yujing.alert-actions".into(),
+        origin: b"mine".to_vec(),
+    };
+    let record = |origin: &[u8]| yujing_ingest::kafka::TableRecord {
+        topic: "yujing.alerts".into(),
+        partition: 0,
+        offset: 0,
+        key: Some(alert.id.clone().into_bytes()),
+        value: Some(serde_json::to_vec(&alert).unwrap()),
+        headers: vec![(crate::outbox::ORIGIN_HEADER.into(), origin.to_vec())],
+    };
+    let mut state = PeerState::default();
+    assert_eq!(state.apply_record(&record(b"mine"), &topics), Read::Own);
+    assert!(state.alert(&alert.id).is_none());
+    assert_eq!(state.apply_record(&record(b"theirs"), &topics), Read::Applied);
+    assert_eq!(state.alert(&alert.id), Some(&alert));
+}
