@@ -151,6 +151,20 @@ impl AlertBook {
         sector: SectorScope,
         derived: Vec<Alert>,
     ) -> Vec<Transition> {
+        self.reconcile_after(kind, entity_id, sector, None, derived)
+    }
+
+    /// [`reconcile`](AlertBook::reconcile) with the history derived only from the points
+    /// after period `after` (see [`crate::Derived::quiet`]): the entity's alerts opened up to
+    /// `after` are left as they are, the others are reconciled with `derived`.
+    pub fn reconcile_after(
+        &mut self,
+        kind: EntityKind,
+        entity_id: &str,
+        sector: SectorScope,
+        after: Option<Period>,
+        derived: Vec<Alert>,
+    ) -> Vec<Transition> {
         let key: EntityKey = (kind, entity_id.to_owned(), sector);
         let mut fresh: BTreeMap<String, Alert> = BTreeMap::new();
         for mut alert in derived {
@@ -174,7 +188,7 @@ impl AlertBook {
             let Some(entry) = self.entries.get_mut(id) else {
                 continue;
             };
-            if entry.derived.state == AlertState::Superseded {
+            if entry.derived.state == AlertState::Superseded || after.is_some_and(|a| entry.derived.period <= a) {
                 continue;
             }
             entry.derived.state = AlertState::Superseded;

@@ -5,7 +5,7 @@ use crate::series::{EntitySeries, SeriesPoint};
 use crate::text::{self, Reading};
 use chrono::TimeDelta;
 use std::collections::BTreeMap;
-use yujing_model::{Alert, AlertState, EntityKind, Evidence, Severity, alert::SeverityStep, alert_id};
+use yujing_model::{Alert, AlertState, EntityKind, Evidence, Period, Severity, alert::SeverityStep, alert_id};
 
 /// Derives the complete alert history of one entity from its period series.
 ///
@@ -24,15 +24,34 @@ use yujing_model::{Alert, AlertState, EntityKind, Evidence, Severity, alert::Sev
 /// The result is ordered by rule (pack order), then by opening period. It is a pure
 /// function of its inputs: the same pack and series give byte-identical alerts.
 pub fn derive(pack: &RulePack, series: &EntitySeries) -> Vec<Alert> {
+    derive_quiet(pack, series).alerts
+}
+
+/// An entity's alert history and where its rules were all quiet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    /// The alerts, as [`derive`] gives them.
+    pub alerts: Vec<Alert>,
+    /// The periods after whose point every rule was quiet (no streak running, no alert
+    /// active), ascending. The state there is the initial one: a later change of the series
+    /// can be derived from the points after such a period alone, and gives the same alerts
+    /// opened after it as deriving the whole series (alerts opened up to it are closed by then).
+    pub quiet: Vec<Period>,
+}
+
+/// [`derive`], also noting where every rule was quiet.
+pub fn derive_quiet(pack: &RulePack, series: &EntitySeries) -> Derived {
     let mut points: Vec<&SeriesPoint> = series.points.iter().collect();
     points.sort_by_key(|p| p.period); // stable: equal periods keep their input order
     let mut out = Vec::new();
+    let mut quiet = vec![true; points.len()];
     for rule in pack.rules() {
         if rule.applies_to(series.kind, series.sector) {
-            derive_rule(rule, series, &points, &mut out);
+            derive_rule(rule, series, &points, &mut out, &mut quiet);
         }
     }
-    out
+    let quiet = points.iter().zip(quiet).filter(|(_, q)| *q).map(|(p, _)| p.period).collect();
+    Derived { alerts: out, quiet }
 }
 
 /// The dedupe key: `rule:kind:entity` for institutions, `rule:kind:entity:sector` for
@@ -59,7 +78,7 @@ fn links(id: &str, series: &EntitySeries) -> BTreeMap<String, String> {
     BTreeMap::from([("self".to_owned(), format!("/api/v1/alerts/{id}")), ("entity".to_owned(), entity)])
 }
 
-fn derive_rule(rule: &Rule, series: &EntitySeries, points: &[&SeriesPoint], out: &mut Vec<Alert>) {
+fn derive_rule(rule: &Rule, series: &EntitySeries, points: &[&SeriesPoint], out: &mut Vec<Alert>, quiet: &mut [bool]) {
     let Some(lowest) = rule.lowest() else {
         return;
     };
@@ -69,46 +88,47 @@ fn derive_rule(rule: &Rule, series: &EntitySeries, points: &[&SeriesPoint], out:
     // The evidence reflects the last point an alert saw: it is built once, when the alert
     // is closed or the series ends, from that point (not rebuilt at every point).
     let mut last: Option<(&SeriesPoint, f64, u32, bool)> = None;
-    for point in points {
-        let Some(v) = point.value(&rule.metric) else {
-            continue; // unknown this period: hold
-        };
-        for (streak, level) in streaks.iter_mut().zip(&rule.levels) {
-            *streak = if rule.direction.crossed(v, level.at) { streak.saturating_add(1) } else { 0 };
-        }
-        let target = rule
-            .levels
-            .iter()
-            .zip(&streaks)
-            .rev()
-            .find(|(level, streak)| **streak >= level.for_periods)
-            .map(|(level, _)| level.severity);
-        let mut resolved = false;
-        match (&mut active, target) {
-            (None, None) => continue,
-            (None, Some(severity)) => {
-                active = Some(open(rule, series, &key, point, severity));
+    for (i, point) in points.iter().enumerate() {
+        // A point without the metric (unknown this period) leaves the state as it is.
+        if let Some(v) = point.value(&rule.metric) {
+            for (streak, level) in streaks.iter_mut().zip(&rule.levels) {
+                *streak = if rule.direction.crossed(v, level.at) { streak.saturating_add(1) } else { 0 };
             }
-            (Some(alert), target) => {
-                if let Some(severity) = target.filter(|s| *s > alert.severity) {
-                    alert.severity = severity;
-                    alert.updated_at = point.at;
-                    alert.history.push(SeverityStep { period: point.period, severity });
-                } else if rule.direction.cleared(v, lowest.at, rule.hysteresis) {
-                    alert.state = AlertState::AutoResolved;
-                    alert.resolved_at = Some(point.at);
-                    alert.updated_at = point.at;
-                    resolved = true;
+            let target = rule
+                .levels
+                .iter()
+                .zip(&streaks)
+                .rev()
+                .find(|(level, streak)| **streak >= level.for_periods)
+                .map(|(level, _)| level.severity);
+            let mut resolved = false;
+            match (&mut active, target) {
+                (None, None) => {}
+                (None, Some(severity)) => {
+                    active = Some(open(rule, series, &key, point, severity));
+                }
+                (Some(alert), target) => {
+                    if let Some(severity) = target.filter(|s| *s > alert.severity) {
+                        alert.severity = severity;
+                        alert.updated_at = point.at;
+                        alert.history.push(SeverityStep { period: point.period, severity });
+                    } else if rule.direction.cleared(v, lowest.at, rule.hysteresis) {
+                        alert.state = AlertState::AutoResolved;
+                        alert.resolved_at = Some(point.at);
+                        alert.updated_at = point.at;
+                        resolved = true;
+                    }
                 }
             }
+            if active.is_some() {
+                last = Some((point, v, streaks[0], resolved));
+            }
+            if resolved && let Some(mut alert) = active.take() {
+                finish(&mut alert, rule, series, last.take());
+                out.push(alert);
+            }
         }
-        if active.is_some() {
-            last = Some((point, v, streaks[0], resolved));
-        }
-        if resolved && let Some(mut alert) = active.take() {
-            finish(&mut alert, rule, series, last.take());
-            out.push(alert);
-        }
+        quiet[i] &= active.is_none() && streaks.iter().all(|s| *s == 0);
     }
     if let Some(mut alert) = active {
         finish(&mut alert, rule, series, last);

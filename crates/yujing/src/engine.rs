@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
-use yujing_alert::{Action, AlertBook, EntitySeries, RulePack, SeriesPoint, derive};
+use yujing_alert::{Action, AlertBook, EntitySeries, RulePack, SeriesPoint, derive, derive_quiet};
 use yujing_ingest::{Decoder, Input};
 use yujing_model::{
     AggregateScore, Alert, DeadLetter, DecodeLimits, EntityKind, InstitutionScore, Level, Period, Reason, Report,
@@ -110,6 +110,23 @@ pub struct Engine {
     /// Each sector's reference for the periods not yet due: its latest due period and that
     /// period's baseline.
     references: HashMap<Sector, (Period, Option<TrendBaseline>)>,
+    /// The earliest period whose series point may have changed since the last settle, per
+    /// institution.
+    pending_from: HashMap<Arc<str>, Period>,
+    /// What each institution's last derivation leaves to resume from.
+    memos: HashMap<Arc<str>, Memo>,
+}
+
+/// What the last derivation of an institution's alert history leaves to resume from.
+struct Memo {
+    /// The periods after whose point every rule was quiet, ascending (see
+    /// [`yujing_alert::Derived::quiet`]).
+    quiet: Vec<Period>,
+    /// The series' last period: every point after it is new.
+    last: Period,
+    /// The name and district the alerts carry: when either changes every alert does.
+    name: String,
+    district: String,
 }
 
 impl Engine {
@@ -132,6 +149,8 @@ impl Engine {
             pending_entities: BTreeSet::new(),
             baselines: HashMap::new(),
             references: HashMap::new(),
+            pending_from: HashMap::new(),
+            memos: HashMap::new(),
         }
     }
 
@@ -197,6 +216,7 @@ impl Engine {
                     {
                         insts.insert(inst.clone());
                     }
+                    note_change(&mut self.pending_from, &inst, period);
                     self.pending_entities.insert(inst);
                 }
                 Outcome::Duplicate => self.stats.duplicates += 1,
@@ -232,6 +252,19 @@ impl Engine {
             entities.extend(
                 self.ledger.institutions().filter(|r| self.ledger.overdue(r)).map(|r| r.institution_id.clone()),
             );
+            // A gap inside a record whose deadline passed becomes a missing point there.
+            for r in self.ledger.institutions() {
+                let (Some(first), Some(last)) = (r.reports().next(), r.reports().next_back()) else { continue };
+                let mut p = first.period;
+                while p < last.period {
+                    if lo.is_none_or(|lo| p > lo) && hi.is_some_and(|hi| p <= hi) && r.report(p).is_none() {
+                        note_change(&mut self.pending_from, &r.institution_id, p);
+                        entities.insert(r.institution_id.clone());
+                        break;
+                    }
+                    p = p.add_months(r.sector.cadence_months());
+                }
+            }
         }
         let touched = self.rescore(changed, &mut entities)?;
         let scored = started.elapsed();
@@ -261,12 +294,37 @@ impl Engine {
     ) -> Vec<Transition> {
         // Building a series and deriving its alerts reads shared state only, so entities are
         // derived in parallel; the book then reconciles them one by one, in key order.
+        // An institution's history is derived again only from its last quiet period before
+        // the first point that changed: the state there is the initial one, and the alerts
+        // opened up to it are closed and cannot change.
+        let from = std::mem::take(&mut self.pending_from);
         let institutions: Vec<&Arc<str>> = institutions.iter().collect();
         let derived_institutions: Vec<_> = institutions
             .par_iter()
             .filter_map(|inst| {
-                let series = self.institution_series(inst)?;
-                Some((*inst, series.sector, derive(&self.rules, &series)))
+                let latest = self.ledger.institution(inst)?.latest()?;
+                let memo = self
+                    .memos
+                    .get(&***inst)
+                    .filter(|m| m.name == latest.institution_name && m.district == latest.district_code.to_string());
+                // Every point after the last one derived is new, and no quiet period is after it.
+                let resume = memo.and_then(|m| {
+                    let first_change = from.get(&***inst).copied().unwrap_or_else(|| m.last.add_months(1));
+                    m.quiet.iter().rev().find(|q| **q < first_change).copied()
+                });
+                let series = self.institution_series(inst, resume)?;
+                let mut quiet: Vec<Period> = Vec::new();
+                if let (Some(r), Some(m)) = (resume, memo) {
+                    quiet.extend(m.quiet.iter().filter(|q| **q <= r));
+                }
+                // The series' last period (a quiet period is a point's: with nothing after
+                // the resumption, it is the last).
+                let last = series.points.last().map(|p| p.period).or(resume);
+                let derived = derive_quiet(&self.rules, &series);
+                quiet.extend(derived.quiet);
+                let memo =
+                    last.map(|last| Memo { quiet, last, name: series.entity_name, district: series.district_code });
+                Some((*inst, series.sector, resume, derived.alerts, memo))
             })
             .collect();
         let districts: Vec<(String, SectorScope)> = districts.into_iter().collect();
@@ -274,9 +332,15 @@ impl Engine {
             .par_iter()
             .map(|(code, scope)| derive(&self.rules, &self.district_series(code, *scope)))
             .collect();
+        let resumed = derived_institutions.iter().filter(|d| d.2.is_some()).count();
+        tracing::debug!(institutions = derived_institutions.len(), resumed, "institution histories derived");
         let mut transitions = Vec::new();
-        for (inst, sector, derived) in derived_institutions {
-            transitions.extend(self.book.reconcile(EntityKind::Institution, inst, sector, derived));
+        for (inst, sector, resume, derived, memo) in derived_institutions {
+            transitions.extend(self.book.reconcile_after(EntityKind::Institution, inst, sector, resume, derived));
+            match memo {
+                Some(memo) => self.memos.insert(inst.clone(), memo),
+                None => self.memos.remove(&**inst),
+            };
         }
         for ((code, scope), derived) in districts.iter().zip(derived_districts) {
             transitions.extend(self.book.reconcile(EntityKind::District, code, *scope, derived));
@@ -400,6 +464,7 @@ impl Engine {
                 .unwrap_or_else(|| Arc::from(s.institution_id.as_str()));
             let slot = self.inst_scores.entry(id.clone()).or_default();
             if slot.get(&s.period).map(|a| &**a) != Some(&s) {
+                note_change(&mut self.pending_from, &id, s.period);
                 slot.insert(s.period, Arc::new(s));
                 entities.insert(id);
             }
@@ -459,21 +524,25 @@ impl Engine {
         Some(month_of_t.add_months(-1))
     }
 
-    /// The series rules see for an institution: every expected period, with its scores.
-    fn institution_series(&self, inst: &str) -> Option<EntitySeries> {
+    /// The series rules see for an institution: every expected period after `after` (all
+    /// of them with `None`), with its scores.
+    fn institution_series(&self, inst: &str, after: Option<Period>) -> Option<EntitySeries> {
         let rec = self.ledger.institution(inst)?;
         let latest = rec.latest()?;
         let scores = self.inst_scores.get(inst);
         let mut missing_run = 0.0;
         let mut points = Vec::new();
         for (period, status) in self.ledger.expected(inst) {
-            let mut values = BTreeMap::new();
             let (gap, at) = match status {
                 Expected::OnTime { at } => (0.0, at),
                 Expected::Late { at, .. } => (1.0, at),
                 Expected::Missing { deadline } => (2.0 + missing_run, deadline),
             };
             missing_run = if matches!(status, Expected::Missing { .. }) { missing_run + 1.0 } else { 0.0 };
+            if after.is_some_and(|a| period <= a) {
+                continue;
+            }
+            let mut values = BTreeMap::new();
             values.insert("reporting_gap".to_string(), gap);
             if let Some(s) = scores.and_then(|m| m.get(&period)) {
                 values.insert("score".into(), s.score);
@@ -594,4 +663,9 @@ fn merge_change(changed: &mut Pending, key: (Sector, Period), insts: Option<BTre
         (Some(mine), Some(insts)) => mine.extend(insts),
         (slot, _) => *slot = None,
     }
+}
+
+/// Notes that an institution's series may have changed from `period` on.
+fn note_change(from: &mut HashMap<Arc<str>, Period>, inst: &Arc<str>, period: Period) {
+    from.entry(inst.clone()).and_modify(|p| *p = (*p).min(period)).or_insert(period);
 }

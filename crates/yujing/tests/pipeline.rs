@@ -190,3 +190,23 @@ fn a_report_in_a_period_not_yet_due_moves_no_other_institutions_score() {
     assert_ne!(score_at(&e, "CQ-MLC-0101", "2020-03").trend_z, others[0].trend_z, "2020-03 kept the 2020-02 baseline");
     assert_eq!(alerts_json(&e), alerts_json(&once));
 }
+
+#[test]
+fn a_gap_in_a_record_whose_deadline_passes_later_is_missed_in_every_batching() {
+    // 2020-03 is filed during March, before February's deadline (15 March): February is a gap
+    // with no point yet. Another institution's report then moves the watermark past it.
+    let a = |p: &str, at: &str| line("CQ-MLC-0301", Sector::Microloan, 500103, p, 1, at, &healthy_microloan());
+    let lines = vec![
+        a("2020-01", "2020-02-10T10:00:00+08:00"),
+        a("2020-03", "2020-03-05T10:00:00+08:00"),
+        line("CQ-MLC-0302", Sector::Microloan, 500104, "2020-03", 1, "2020-03-20T10:00:00+08:00", &healthy_microloan()),
+    ];
+    let mut batched = engine();
+    feed(&mut batched, &lines[..2], 100);
+    feed(&mut batched, &lines[2..], 100);
+    let once = run(&lines, 100);
+    let missing: Vec<_> = alerts_of(&once, "CQ-MLC-0301").into_iter().filter(|x| x.rule == "reporting-late").collect();
+    assert_eq!(missing.len(), 1, "{missing:#?}");
+    assert_eq!(missing[0].period.to_string(), "2020-02");
+    assert_eq!(alerts_json(&batched), alerts_json(&once));
+}

@@ -264,3 +264,24 @@ fn only_rules_of_the_series_sector_apply() {
     assert_eq!(a[0].dedupe_key, "district-microloan-npl:sector:500103:microloan");
     assert!(a[0].evidence.summary.starts_with("渝中区 小额贷款公司: npl_ratio 20.0% ≥ 20.0% (红色)"));
 }
+
+#[test]
+fn a_history_derived_from_after_a_quiet_period_gives_the_same_later_alerts() {
+    let pack = RulePack::default_pack();
+    let npl = [Some(0.05), Some(0.12), Some(0.17), Some(0.05), Some(0.05), Some(0.12), Some(0.05), None, Some(0.16)];
+    let s = institution(Sector::Microloan, run("npl_ratio", &npl));
+    let whole = derive_quiet(&pack, &s);
+    assert_eq!(whole.alerts, derive(&pack, &s));
+    let quiet = &whole.quiet;
+    // Quiet before anything crossed and once the alert resolved; not while it ran.
+    assert!(quiet.contains(&period("2025-01")) && quiet.contains(&period("2025-04")), "{quiet:?}");
+    assert!(!quiet.contains(&period("2025-02")) && !quiet.contains(&period("2025-06")), "{quiet:?}");
+    assert!(!quiet.contains(&period("2025-09")), "an alert is open at the end: {quiet:?}");
+    for q in quiet {
+        let mut tail = s.clone();
+        tail.points.retain(|p| p.period > *q);
+        let later: Vec<&Alert> = whole.alerts.iter().filter(|a| a.period > *q).collect();
+        assert_eq!(derive(&pack, &tail).iter().collect::<Vec<_>>(), later, "after {q}");
+        assert!(whole.alerts.iter().filter(|a| a.period <= *q).all(|a| a.state == AlertState::AutoResolved));
+    }
+}
