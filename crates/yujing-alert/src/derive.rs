@@ -30,7 +30,7 @@ pub fn derive(pack: &RulePack, series: &EntitySeries) -> Vec<Alert> {
 /// An entity's alert history and where its rules were all quiet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Derived {
-    /// The alerts, as [`derive`] gives them.
+    /// The alerts, as [`derive()`] gives them.
     pub alerts: Vec<Alert>,
     /// The periods after whose point every rule was quiet (no streak running, no alert
     /// active), ascending. The state there is the initial one: a later change of the series
@@ -39,7 +39,7 @@ pub struct Derived {
     pub quiet: Vec<Period>,
 }
 
-/// [`derive`], also noting where every rule was quiet.
+/// [`derive()`], also noting where every rule was quiet.
 pub fn derive_quiet(pack: &RulePack, series: &EntitySeries) -> Derived {
     let mut points: Vec<&SeriesPoint> = series.points.iter().collect();
     points.sort_by_key(|p| p.period); // stable: equal periods keep their input order
