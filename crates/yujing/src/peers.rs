@@ -361,12 +361,7 @@ impl PeerState {
                 return true;
             }
         }
-        let own: HashSet<(&str, SectorScope, Period)> = parts
-            .aggregates
-            .iter()
-            .filter(|a| a.level == Level::District)
-            .map(|a| (a.entity_id.as_str(), a.sector, a.period))
-            .collect();
+        let own = own_districts(parts);
         self.scores.values().any(|p| !own.contains(&(p.score.entity_id.as_str(), p.score.sector, p.score.period)))
     }
 
@@ -380,12 +375,7 @@ impl PeerState {
     ///   scoring takes them from, and marked as merged. The ratios (NPL, payout) need each
     ///   district's sums: without them for every district a merged ratio is left out.
     pub fn merge(&self, parts: &mut SnapshotParts, grades: &GradeCutoffs) {
-        let own: HashSet<(&str, SectorScope, Period)> = parts
-            .aggregates
-            .iter()
-            .filter(|a| a.level == Level::District)
-            .map(|a| (a.entity_id.as_str(), a.sector, a.period))
-            .collect();
+        let own = own_districts(parts);
         let mut added = Vec::new();
         for p in self.scores.values() {
             let a = &p.score;
@@ -443,6 +433,16 @@ impl PeerState {
     fn sums_of(&self, d: &AggregateScore) -> Option<DistrictSums> {
         self.scores.get(&score_key(d)).and_then(|p| p.sums)
     }
+}
+
+/// The (district, sector scope, period) of every district aggregate the engine holds.
+fn own_districts(parts: &SnapshotParts) -> HashSet<(&str, SectorScope, Period)> {
+    parts
+        .aggregates
+        .iter()
+        .filter(|a| a.level == Level::District)
+        .map(|a| (a.entity_id.as_str(), a.sector, a.period))
+        .collect()
 }
 
 /// A region or the city from its districts' aggregates: counts, exposure, the score and
