@@ -249,20 +249,23 @@ impl Engine {
                 }
             }
             self.due_through = due;
-            entities.extend(
-                self.ledger.institutions().filter(|r| self.ledger.overdue(r)).map(|r| r.institution_id.clone()),
-            );
-            // A gap inside a record whose deadline passed becomes a missing point there.
             for r in self.ledger.institutions() {
+                if self.ledger.overdue(r) {
+                    entities.insert(r.institution_id.clone());
+                }
+                // A gap inside a record whose deadline passed becomes a missing point there:
+                // walk the record's periods in (lo, hi] only.
                 let (Some(first), Some(last)) = (r.reports().next(), r.reports().next_back()) else { continue };
-                let mut p = first.period;
-                while p < last.period {
-                    if lo.is_none_or(|lo| p > lo) && hi.is_some_and(|hi| p <= hi) && r.report(p).is_none() {
+                let step = r.sector.cadence_months();
+                let skip = lo.map_or(0, |lo| (lo.index() - first.period.index()).div_euclid(step) + 1).max(0);
+                let mut p = first.period.add_months(skip * step);
+                while p < last.period && hi.is_some_and(|hi| p <= hi) {
+                    if r.report(p).is_none() {
                         note_change(&mut self.pending_from, &r.institution_id, p);
                         entities.insert(r.institution_id.clone());
                         break;
                     }
-                    p = p.add_months(r.sector.cadence_months());
+                    p = p.add_months(step);
                 }
             }
         }
