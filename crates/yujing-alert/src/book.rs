@@ -272,6 +272,18 @@ impl AlertBook {
         Ok(Transition { kind: transition, by: by.trim().to_owned(), alert: entry.view.clone() })
     }
 
+    /// Whether an alert of the entity (not superseded) took its evidence from the point of
+    /// `period`, its last period. A change of that point's values shows in the alert even
+    /// when every rule's outcome stays the same (see [`crate::same_outcomes`]).
+    pub fn has_evidence_at(&self, kind: EntityKind, entity_id: &str, sector: SectorScope, period: Period) -> bool {
+        let key: EntityKey = (kind, entity_id.to_owned(), sector);
+        self.entities.get(&key).is_some_and(|ids| {
+            ids.iter()
+                .filter_map(|id| self.entries.get(id))
+                .any(|e| e.derived.state != AlertState::Superseded && e.derived.last_period == period)
+        })
+    }
+
     /// An alert by id, as published, superseded ones included.
     pub fn get(&self, id: &str) -> Option<&Alert> {
         self.entries.get(id).map(|e| &e.view)

@@ -5,7 +5,9 @@ use crate::series::{EntitySeries, SeriesPoint};
 use crate::text::{self, Reading};
 use chrono::TimeDelta;
 use std::collections::BTreeMap;
-use yujing_model::{Alert, AlertState, EntityKind, Evidence, Period, Severity, alert::SeverityStep, alert_id};
+use yujing_model::{
+    Alert, AlertState, EntityKind, Evidence, Period, SectorScope, Severity, alert::SeverityStep, alert_id,
+};
 
 /// Derives the complete alert history of one entity from its period series.
 ///
@@ -76,6 +78,36 @@ fn links(id: &str, series: &EntitySeries) -> BTreeMap<String, String> {
         }
     };
     BTreeMap::from([("self".to_owned(), format!("/api/v1/alerts/{id}")), ("entity".to_owned(), entity)])
+}
+
+/// Whether two sets of values for one point drive the rules that apply to a series of this
+/// kind and sector alike: each rule finds its metric in both or in neither, and both values
+/// on the same side of each of its lines and of its auto-resolve line. `a` and `b` give a
+/// metric's value as [`SeriesPoint::value`] does (present and finite).
+///
+/// Deriving a series with `b` in place of `a` at one point then gives the same alerts, the
+/// evidence of an alert whose last point it is excepted ([`crate::AlertBook::has_evidence_at`]):
+/// streaks, openings, escalations and resolutions depend on these outcomes only.
+pub fn same_outcomes(
+    pack: &RulePack,
+    kind: EntityKind,
+    sector: SectorScope,
+    a: impl Fn(&str) -> Option<f64>,
+    b: impl Fn(&str) -> Option<f64>,
+) -> bool {
+    pack.rules().iter().filter(|rule| rule.applies_to(kind, sector)).all(|rule| {
+        match (a(&rule.metric), b(&rule.metric)) {
+            (None, None) => true,
+            (Some(x), Some(y)) => {
+                let d = rule.direction;
+                rule.levels.iter().all(|l| d.crossed(x, l.at) == d.crossed(y, l.at))
+                    && rule
+                        .lowest()
+                        .is_none_or(|l| d.cleared(x, l.at, rule.hysteresis) == d.cleared(y, l.at, rule.hysteresis))
+            }
+            _ => false,
+        }
+    })
 }
 
 fn derive_rule(rule: &Rule, series: &EntitySeries, points: &[&SeriesPoint], out: &mut Vec<Alert>, quiet: &mut [bool]) {

@@ -70,7 +70,7 @@ mod text;
 
 pub use alertmanager::{AlertmanagerConfig, AlertmanagerSink, PostableAlert, PushCounters};
 pub use book::{Action, ActionKind, AlertBook, ENGINE};
-pub use derive::{Derived, dedupe_key, derive, derive_quiet};
+pub use derive::{Derived, dedupe_key, derive, derive_quiet, same_outcomes};
 pub use error::{Error, Result};
 pub use pack::{DEFAULT_RULES_TOML, Direction, Rule, RulePack, Threshold};
 pub use series::{EntitySeries, SeriesPoint};

@@ -15,7 +15,10 @@ use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
-use yujing_alert::{Action, AlertBook, EntitySeries, RulePack, SeriesPoint, derive, derive_quiet};
+use yujing_alert::{
+    Action, AlertBook, EntitySeries, RulePack, SeriesPoint, derive, derive_quiet, metrics as rule_metrics,
+    same_outcomes,
+};
 use yujing_ingest::{Decoder, Input};
 use yujing_model::{
     AggregateScore, Alert, DeadLetter, DecodeLimits, EntityKind, InstitutionScore, Level, Period, Reason, Report,
@@ -466,10 +469,20 @@ impl Engine {
                 .map(|r| r.institution_id.clone())
                 .unwrap_or_else(|| Arc::from(s.institution_id.as_str()));
             let slot = self.inst_scores.entry(id.clone()).or_default();
-            if slot.get(&s.period).map(|a| &**a) != Some(&s) {
-                note_change(&mut self.pending_from, &id, s.period);
+            let old = slot.get(&s.period);
+            if old.map(|a| &**a) != Some(&s) {
+                // Re-scoring a whole sector-period because one report moved its baseline
+                // mostly shifts trend z-scores a little: a change that moves no rule's
+                // outcome and no alert's evidence leaves the alert history as it is.
+                let (kind, scope) = (EntityKind::Institution, SectorScope::One(sector));
+                let history_unchanged = old.is_some_and(|o| {
+                    same_outcomes(&self.rules, kind, scope, |m| score_value(o, m), |m| score_value(&s, m))
+                }) && !self.book.has_evidence_at(kind, &id, scope, s.period);
+                if !history_unchanged {
+                    note_change(&mut self.pending_from, &id, s.period);
+                    entities.insert(id);
+                }
                 slot.insert(s.period, Arc::new(s));
-                entities.insert(id);
             }
         }
         Ok(())
@@ -548,14 +561,12 @@ impl Engine {
             let mut values = BTreeMap::new();
             values.insert("reporting_gap".to_string(), gap);
             if let Some(s) = scores.and_then(|m| m.get(&period)) {
-                values.insert("score".into(), s.score);
-                values.insert("base_score".into(), s.base_score);
-                if let Some(z) = s.trend_z {
-                    values.insert("trend_z".into(), z);
-                }
-                for i in &s.indicators {
-                    if let Some(v) = i.value.filter(|v| v.is_finite()) {
-                        values.insert(i.indicator.as_str().to_string(), v);
+                for metric in [rule_metrics::SCORE, rule_metrics::BASE_SCORE, rule_metrics::TREND_Z]
+                    .into_iter()
+                    .chain(s.indicators.iter().map(|i| i.indicator.as_str()))
+                {
+                    if let Some(v) = score_value(s, metric) {
+                        values.insert(metric.to_string(), v);
                     }
                 }
             }
@@ -658,6 +669,18 @@ impl Engine {
     pub fn complete_through(&self) -> Option<Period> {
         self.due_through
     }
+}
+
+/// The value of a rule metric that an institution's score gives its series point, if present
+/// and finite (the reporting gap comes from the ledger: `None`).
+fn score_value(s: &InstitutionScore, metric: &str) -> Option<f64> {
+    let v = match metric {
+        rule_metrics::SCORE => Some(s.score),
+        rule_metrics::BASE_SCORE => Some(s.base_score),
+        rule_metrics::TREND_Z => s.trend_z,
+        _ => s.indicators.iter().find(|i| i.indicator.as_str() == metric).and_then(|i| i.value),
+    };
+    v.filter(|v| v.is_finite())
 }
 
 /// Adds the institutions of one change to the pending changes (`None`: all of them).

@@ -285,3 +285,38 @@ fn a_history_derived_from_after_a_quiet_period_gives_the_same_later_alerts() {
         assert!(whole.alerts.iter().filter(|a| a.period <= *q).all(|a| a.state == AlertState::AutoResolved));
     }
 }
+
+#[test]
+fn values_with_the_same_outcomes_derive_the_same_alerts_but_for_evidence_at_that_point() {
+    let pack = RulePack::default_pack();
+    // Microloan npl_ratio lines: around 0.08 / 0.10 / 0.15 with hysteresis; the grid crosses
+    // each line and each auto-resolve line from both sides.
+    let grid = [0.0, 0.02, 0.049, 0.06, 0.079, 0.081, 0.099, 0.101, 0.12, 0.149, 0.151, 0.3];
+    let npl = [Some(0.05), Some(0.09), Some(0.12), Some(0.16), Some(0.07), Some(0.05), Some(0.11), Some(0.02)];
+    let base = institution(Sector::Microloan, run("npl_ratio", &npl));
+    let alerts = derive(&pack, &base);
+    let (mut same, mut differ) = (0, 0);
+    for i in 0..npl.len() {
+        for v in grid {
+            let mut changed = base.clone();
+            changed.points[i].values.insert("npl_ratio".into(), v);
+            let (a, b) = (&base.points[i], &changed.points[i]);
+            let got = derive(&pack, &changed);
+            if same_outcomes(&pack, base.kind, base.sector, |m| a.value(m), |m| b.value(m)) {
+                same += 1;
+                let period = a.period;
+                let strip =
+                    |v: &[Alert]| -> Vec<Alert> { v.iter().filter(|x| x.last_period != period).cloned().collect() };
+                assert_eq!(strip(&got), strip(&alerts), "point {i} set to {v}");
+                assert_eq!(got.len(), alerts.len(), "point {i} set to {v}");
+            } else {
+                differ += 1;
+            }
+        }
+    }
+    assert!(same > 10 && differ > 10, "the grid exercises both sides: {same} same, {differ} differ");
+    // A metric that appears or disappears always counts as a change.
+    let (a, mut b) = (base.points[0].clone(), base.points[0].clone());
+    b.values.remove("npl_ratio");
+    assert!(!same_outcomes(&pack, base.kind, base.sector, |m| a.value(m), |m| b.value(m)));
+}
