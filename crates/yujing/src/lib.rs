@@ -22,6 +22,7 @@ pub mod forward;
 pub mod metrics;
 pub mod outbox;
 pub mod output;
+pub mod pace;
 pub mod peers;
 pub mod replay;
 pub mod report;

@@ -87,15 +87,23 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
     }
     let mut dlq = DeadLetterWriter::create(opts.dlq_out.as_deref(), resuming)?;
     let mut transitions = 0u64;
+    let mut pacer = crate::pace::Pacer::new(config.ingest.settle_interval);
     while let Some(mut batch) = source.next_batch()? {
         // Lines already committed to the store before a restart are skipped.
         batch.retain(|i| i.position.line.unwrap_or(0) as i64 > resume.get(&i.position.source).copied().unwrap_or(0));
-        let out = match store {
-            // With a store every batch commits, so it settles first.
-            Some(_) => engine.process(&batch)?,
-            // Without one there is nothing to commit on the way: load everything, settle once.
-            None => BatchOutput { dead_letters: engine.ingest(&batch), transitions: Vec::new() },
+        // With a store every batch commits, and scores and alerts are brought up to date
+        // every so often (crate::pace). Without one there is nothing to commit on the way:
+        // load everything, settle once.
+        let dead_letters = engine.ingest(&batch);
+        let settled = if store.is_some() && pacer.ingested(false) {
+            let settling = Instant::now();
+            let t = engine.settle()?;
+            pacer.settled(settling.elapsed());
+            t
+        } else {
+            Vec::new()
         };
+        let out = BatchOutput { dead_letters, transitions: settled };
         dlq.write(&out.dead_letters)?;
         if let Some(store) = store.as_mut() {
             let mut last: BTreeMap<&str, i64> = BTreeMap::new();
@@ -121,10 +129,14 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
             "batch processed"
         );
     }
-    if store.is_none() {
+    if store.is_none() || pacer.pending() {
         bar.set_message(format!("{} reports; scoring and deriving alerts", engine.stats().received));
         bar.enable_steady_tick(Duration::from_millis(200));
-        transitions += engine.settle()?.len() as u64;
+        let settled = engine.settle()?;
+        if let Some(store) = store.as_mut() {
+            persist(&mut engine, store, &settled, Vec::new())?;
+        }
+        transitions += settled.len() as u64;
     }
     bar.finish_and_clear();
     let dead_letters = dlq.finish()?;

@@ -3,7 +3,8 @@
 //! topic (DESIGN §2, §7, §8).
 //!
 //! Per batch, in this order: the batch's ledger changes, alerts, audit records, dead
-//! letters and source offsets commit in one store transaction; the offsets are then stored
+//! letters and source offsets commit in one store transaction (while a backlog is read,
+//! scores and alerts are brought up to date only every so often: [`crate::pace`]); the offsets are then stored
 //! in Kafka; finally the store's outbox (dead letters, transitions) and the changed district
 //! scores are published ([`crate::outbox`]). A crash anywhere replays at most the last
 //! batch, which the ledger turns into no-ops: at-least-once delivery, effectively
@@ -12,6 +13,7 @@
 
 use crate::config::Config;
 use crate::durable::{open_engine, persist_with_dead_letters};
+use crate::engine::BatchOutput;
 use crate::outbox::{PublisherHandle, all_periods, score_records};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -162,10 +164,17 @@ pub async fn run(
 
     let stop = shutdown_signal();
     tokio::pin!(stop);
+    let mut pacer = crate::pace::Pacer::new(config.ingest.settle_interval);
+    // On a stop, one last round with no batch settles what is still unsettled.
+    let mut stopping = false;
     loop {
-        let batch = tokio::select! {
-            _ = &mut stop => break,
-            b = source.next_batch() => b?,
+        let batch = if stopping {
+            Vec::new()
+        } else {
+            tokio::select! {
+                _ = &mut stop => { stopping = true; Vec::new() },
+                b = source.next_batch() => b?,
+            }
         };
         // API actions, between batches: each commits with its audit record, then goes out.
         let acted = api.drain(&mut engine, Some(&mut store));
@@ -178,14 +187,31 @@ pub async fn run(
         if !acted.is_empty() {
             publisher.wake();
         }
-        if batch.is_empty() {
+        // A full batch means a backlog: its scores and alerts may wait (crate::pace).
+        let settle =
+            if batch.is_empty() { pacer.pending() } else { pacer.ingested(batch.len() < kafka.batch_max_messages) };
+        if batch.is_empty() && !settle {
+            if stopping {
+                break;
+            }
             // Idle: the API's view catches up with everything committed.
             api.publish_due(&engine, config, false, true);
             continue;
         }
         let (before, started) = (engine.stats().clone(), std::time::Instant::now());
-        let out = engine.process(&batch)?;
-        api.metrics.record_batch("kafka", &before, engine.stats(), &out, started.elapsed());
+        let dead_letters = if batch.is_empty() { Vec::new() } else { engine.ingest(&batch) };
+        let transitions = if settle {
+            let settling = std::time::Instant::now();
+            let t = engine.settle()?;
+            pacer.settled(settling.elapsed());
+            t
+        } else {
+            Vec::new()
+        };
+        let out = BatchOutput { dead_letters, transitions };
+        if !batch.is_empty() {
+            api.metrics.record_batch("kafka", &before, engine.stats(), &out, started.elapsed());
+        }
         // 1. One store transaction for the batch, with its dead letters and the positions
         // it consumed.
         let letters = out
@@ -218,8 +244,12 @@ pub async fn run(
             inputs = batch.len(),
             dead_letters = out.dead_letters.len(),
             transitions = out.transitions.len(),
+            settled = settle,
             "batch committed"
         );
+        if stopping {
+            break;
+        }
     }
     tracing::info!("shutting down: committing offsets and closing");
     readiness.abort();

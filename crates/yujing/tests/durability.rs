@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use yujing::durable::{open_engine, persist};
 use yujing::replay::{ReplayOptions, export, load_rules, replay};
 
 use common::{sample_files as sample, sample_replay_outputs as reference};
@@ -53,23 +53,39 @@ fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("y.db");
     let dlq = dir.path().join("dlq.jsonl");
-    let run = || {
+    let run_into = |store: &Path, dlq: &Path| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_yujing"));
-        c.arg("replay").args(sample()).arg("--store").arg(&store).arg("--dlq-out").arg(&dlq).arg("-q");
+        c.arg("replay").args(sample()).arg("--store").arg(store).arg("--dlq-out").arg(dlq).arg("-q");
         c.env("YUJING__INGEST__BATCH_SIZE", "97");
         c
     };
-    // Three kills at different points of the run (fixed delays, so reproducible).
+    let run = || run_into(&store, &dlq);
+    // The killed runs settle every batch, so that kills land between every kind of commit;
+    // the last run settles as it likes.
+    let killable_into = |store: &Path, dlq: &Path| {
+        let mut c = run_into(store, dlq);
+        c.env("YUJING__INGEST__SETTLE_INTERVAL", "0s");
+        c
+    };
+    let killable = || killable_into(&store, &dlq);
+    // How long an uninterrupted run takes here, into a scratch store: the kills land a
+    // quarter of that into each run, whatever the machine's speed, and each run resumes
+    // from the last one's store.
+    let scratch = dir.path().join("scratch.db");
+    let started = std::time::Instant::now();
+    let status = killable_into(&scratch, &dir.path().join("scratch-dlq.jsonl")).status().unwrap();
+    assert!(status.success());
+    let quarter = started.elapsed() / 4;
     let mut killed = 0;
-    for (k, ms) in [700u64, 1900, 3100].into_iter().enumerate() {
-        let mut child = run().spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(ms));
+    for k in 0..3 {
+        let mut child = killable().spawn().unwrap();
+        std::thread::sleep(quarter);
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             killed += 1;
         }
         child.wait().unwrap();
-        eprintln!("run {k}: killed after {ms} ms");
+        eprintln!("run {k}: killed after {quarter:?}");
     }
     assert!(killed >= 2, "the runs ended before they could be killed; the test proves nothing");
     let status = run().status().unwrap();
@@ -112,4 +128,39 @@ fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
         positions(&std::fs::read_to_string(&dlq).unwrap()),
         positions(&std::fs::read_to_string(&once_file).unwrap())
     );
+}
+
+#[test]
+fn batches_committed_but_never_settled_are_derived_on_restart() {
+    // A service reading a backlog commits batches whose scores and alerts it has not yet
+    // derived (yujing::pace); a crash then leaves them in the store underived.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("y.db");
+    let config = common::config();
+    let lines: Vec<String> = sample()
+        .iter()
+        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(String::from).collect::<Vec<_>>())
+        .collect();
+    {
+        let mut store = yujing_store::StoreConfig::at(&path).build().unwrap();
+        let (mut engine, _) = open_engine(&config, load_rules(&config).unwrap(), &mut store).unwrap();
+        for batch in common::inputs(&lines).chunks(97) {
+            engine.ingest(batch);
+            persist(&mut engine, &mut store, &[], Vec::new()).unwrap();
+        }
+        assert_eq!(engine.alerts().count(), 0, "nothing was settled");
+    } // the crash
+    let mut store = yujing_store::StoreConfig::at(&path).build().unwrap();
+    let (engine, published) = open_engine(&config, load_rules(&config).unwrap(), &mut store).unwrap();
+    drop(store);
+    let want = reference(dir.path());
+    let got = exported(dir.path(), &path);
+    assert!(want.0 == got.0, "alerts differ after restarting on unsettled batches");
+    assert!(want.1 == got.1, "scores differ after restarting on unsettled batches");
+    // The restart published every alert, and its audit trail has each opening.
+    let opened = published.iter().filter(|t| t.kind == yujing_model::TransitionKind::Opened).count();
+    assert_eq!(opened, engine.alerts().count());
+    let reader = yujing_store::Store::open_read_only(&path).unwrap();
+    let audited = reader.audit(0, 1_000_000, false).unwrap().iter().filter(|a| a.kind == "opened").count();
+    assert_eq!(audited, opened);
 }
