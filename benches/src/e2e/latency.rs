@@ -135,7 +135,7 @@ pub fn measure(
         alerts_n.clone(),
     )?;
 
-    let producer = kafka::producer(brokers, 0)?;
+    let producer = kafka::live_producer(brokers)?;
     let mut sent = Vec::with_capacity(stream.len());
     let t0 = Instant::now();
     let mut warm: Option<u64> = None;
