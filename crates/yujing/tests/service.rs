@@ -12,14 +12,11 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use broker::free_port;
 use common::{sample_files as sample, sample_replay_outputs as reference};
 
 fn yujing() -> Command {
     Command::new(env!("CARGO_BIN_EXE_yujing"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A `yujing run` child, killed when dropped (so a failing test leaves no orphan).

@@ -72,8 +72,23 @@ fn install_tansu() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port on 127.0.0.1").port()
+/// A port on 127.0.0.1 that is free now, for a child process to listen on.
+///
+/// Taken below Linux's ephemeral range (32768–60999): a port the OS hands out for `:0` can
+/// be taken as the local end of an outgoing connection (the Kafka clients open many) before
+/// the child binds it, and the child then failed with "Address already in use". Each test
+/// binary starts at its own offset and counts up, so tests running at once do not meet.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id() % 600 * 20;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + ((offset + n) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl Broker {
