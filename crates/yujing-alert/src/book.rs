@@ -1,8 +1,9 @@
 //! The alert book: what is published, how a fresh derivation changes it, and people's
 //! actions on it.
 //!
-//! The book keeps, per alert id, the alert as the engine last derived it and the alert as
-//! published: the derived one with people's actions laid over it. Actions are kept apart,
+//! The book keeps, per alert id, the alert as the engine last derived it and, once people's
+//! actions change it, the alert as published: the derived one with them laid over it (an
+//! alert nobody acted on is held once). Actions are kept apart,
 //! keyed by the deterministic alert id, so they survive any number of re-derivations and
 //! can be persisted and restored on their own.
 
@@ -73,8 +74,25 @@ impl ActionKind {
 struct Entry {
     /// As the engine derived it last (state open, auto-resolved or superseded).
     derived: Alert,
-    /// As published: `derived` with people's actions laid over it.
-    view: Alert,
+    /// As published, when people's actions make it differ from `derived`: `derived` with
+    /// them laid over it. Most alerts are never acted on and are held once.
+    overlaid: Option<Alert>,
+}
+
+impl Entry {
+    fn new(derived: Alert, view: Alert) -> Entry {
+        let overlaid = (view != derived).then_some(view);
+        Entry { derived, overlaid }
+    }
+
+    /// The alert as published.
+    fn view(&self) -> &Alert {
+        self.overlaid.as_ref().unwrap_or(&self.derived)
+    }
+
+    fn set_view(&mut self, view: Alert) {
+        self.overlaid = (view != self.derived).then_some(view);
+    }
 }
 
 type EntityKey = (EntityKind, String, SectorScope);
@@ -125,7 +143,7 @@ impl AlertBook {
                     AlertState::Open
                 }
             };
-            book.put(Entry { derived, view });
+            book.put(Entry::new(derived, view));
         }
         book
     }
@@ -192,14 +210,14 @@ impl AlertBook {
                 continue;
             }
             entry.derived.state = AlertState::Superseded;
-            entry.view = overlay(&entry.derived, self.actions.get(id));
+            entry.set_view(overlay(&entry.derived, self.actions.get(id)));
             self.changed.insert(id.clone());
-            let changes = vec![(TransitionKind::Superseded, entry.view.clone())];
-            staged.push((entry.view.period, id.clone(), changes));
+            let view = entry.view();
+            staged.push((view.period, id.clone(), vec![(TransitionKind::Superseded, view.clone())]));
         }
         for (id, derived) in fresh {
             let view = overlay(&derived, self.actions.get(&id));
-            let previous = self.entries.get(&id).map(|e| &e.view);
+            let previous = self.entries.get(&id).map(Entry::view);
             if previous != Some(&view) {
                 self.changed.insert(id.clone());
             }
@@ -207,7 +225,7 @@ impl AlertBook {
             if !changes.is_empty() {
                 staged.push((view.period, id.clone(), changes));
             }
-            self.put(Entry { derived, view });
+            self.put(Entry::new(derived, view));
         }
         staged.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let transitions: Vec<Transition> = staged
@@ -254,7 +272,7 @@ impl AlertBook {
         let Some(entry) = self.entries.get_mut(id) else {
             return Err(Error::UnknownAlert { id: id.to_owned() });
         };
-        let state = entry.view.state;
+        let state = entry.view().state;
         let refused = !state.is_active() || (kind == ActionKind::Acknowledge && state == AlertState::Acknowledged);
         if refused {
             return Err(Error::InvalidState { id: id.to_owned(), state, action: kind.verb() });
@@ -265,11 +283,11 @@ impl AlertBook {
             alert_id: id.to_owned(),
             by: by.trim().to_owned(),
             at,
-            severity: entry.view.severity,
+            severity: entry.view().severity,
             kind,
         });
-        entry.view = overlay(&entry.derived, Some(list));
-        Ok(Transition { kind: transition, by: by.trim().to_owned(), alert: entry.view.clone() })
+        entry.set_view(overlay(&entry.derived, Some(list)));
+        Ok(Transition { kind: transition, by: by.trim().to_owned(), alert: entry.view().clone() })
     }
 
     /// Whether an alert of the entity (not superseded) took its evidence from the point of
@@ -286,7 +304,7 @@ impl AlertBook {
 
     /// An alert by id, as published, superseded ones included.
     pub fn get(&self, id: &str) -> Option<&Alert> {
-        self.entries.get(id).map(|e| &e.view)
+        self.entries.get(id).map(Entry::view)
     }
 
     /// Every alert except superseded ones, ordered by (opening period, id).
@@ -294,13 +312,13 @@ impl AlertBook {
         self.order
             .iter()
             .filter_map(|(_, id)| self.entries.get(id))
-            .map(|e| &e.view)
+            .map(Entry::view)
             .filter(|a| a.state != AlertState::Superseded)
     }
 
     /// Every alert, superseded ones included, ordered by (opening period, id).
     pub fn all(&self) -> impl Iterator<Item = &Alert> {
-        self.order.iter().filter_map(|(_, id)| self.entries.get(id)).map(|e| &e.view)
+        self.order.iter().filter_map(|(_, id)| self.entries.get(id)).map(Entry::view)
     }
 
     /// The number of alerts in the book, superseded ones included.
@@ -332,7 +350,7 @@ impl AlertBook {
     }
 
     fn put(&mut self, entry: Entry) {
-        let a = &entry.view;
+        let a = entry.view();
         self.order.insert((a.period, a.id.clone()));
         self.entities.entry((a.entity_kind, a.entity_id.clone(), a.sector)).or_default().insert(a.id.clone());
         self.entries.insert(a.id.clone(), entry);
