@@ -9,7 +9,9 @@
 //! once when the pipeline has caught up, and while it reads a backlog at most once per
 //! interval and never for longer than it spent ingesting since the last settle.
 
+use crate::engine::{Engine, EngineError};
 use std::time::{Duration, Instant};
+use yujing_model::Transition;
 
 /// Decides, batch by batch, whether to settle now.
 #[derive(Debug)]
@@ -43,6 +45,14 @@ impl Pacer {
     pub fn settled(&mut self, cost: Duration) {
         self.unsettled_since = None;
         self.last_cost = cost;
+    }
+
+    /// Settles the engine now and notes how long it took; returns the transitions.
+    pub fn settle(&mut self, engine: &mut Engine) -> Result<Vec<Transition>, EngineError> {
+        let started = Instant::now();
+        let transitions = engine.settle()?;
+        self.settled(started.elapsed());
+        Ok(transitions)
     }
 }
 

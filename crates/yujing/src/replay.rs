@@ -95,14 +95,7 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
         // every so often (crate::pace). Without one there is nothing to commit on the way:
         // load everything, settle once.
         let dead_letters = engine.ingest(&batch);
-        let settled = if store.is_some() && pacer.ingested(false) {
-            let settling = Instant::now();
-            let t = engine.settle()?;
-            pacer.settled(settling.elapsed());
-            t
-        } else {
-            Vec::new()
-        };
+        let settled = if store.is_some() && pacer.ingested(false) { pacer.settle(&mut engine)? } else { Vec::new() };
         let out = BatchOutput { dead_letters, transitions: settled };
         dlq.write(&out.dead_letters)?;
         if let Some(store) = store.as_mut() {

@@ -200,14 +200,7 @@ pub async fn run(
         }
         let (before, started) = (engine.stats().clone(), std::time::Instant::now());
         let dead_letters = if batch.is_empty() { Vec::new() } else { engine.ingest(&batch) };
-        let transitions = if settle {
-            let settling = std::time::Instant::now();
-            let t = engine.settle()?;
-            pacer.settled(settling.elapsed());
-            t
-        } else {
-            Vec::new()
-        };
+        let transitions = if settle { pacer.settle(&mut engine)? } else { Vec::new() };
         let out = BatchOutput { dead_letters, transitions };
         if !batch.is_empty() {
             api.metrics.record_batch("kafka", &before, engine.stats(), &out, started.elapsed());
