@@ -70,13 +70,7 @@ pub fn check_delivered(p: &Prod, sent: u64) -> Result<()> {
 
 /// A producer; `linger` is librdkafka's `linger.ms`.
 pub fn producer(brokers: &str, linger_ms: u32) -> Result<Prod> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", linger_ms.to_string())
-        .set("queue.buffering.max.messages", "200000")
-        .set("message.timeout.ms", "120000")
-        .create_with_context(Deliveries::default())
-        .context("creating the producer")
+    producer_config(brokers, linger_ms).create_with_context(Deliveries::default()).context("creating the producer")
 }
 
 /// A producer for a steady live stream, set as a latency-minded client would be: each
@@ -86,14 +80,19 @@ pub fn producer(brokers: &str, linger_ms: u32) -> Result<Prod> {
 /// own, and at 2,000/s the local broker fell ever further behind (the bare consumer's
 /// produce → consume p50 reached 30 s).
 pub fn live_producer(brokers: &str) -> Result<Prod> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "1")
+    producer_config(brokers, 1)
         .set("max.in.flight.requests.per.connection", "5")
-        .set("queue.buffering.max.messages", "200000")
-        .set("message.timeout.ms", "120000")
         .create_with_context(Deliveries::default())
         .context("creating the producer")
+}
+
+fn producer_config(brokers: &str, linger_ms: u32) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("linger.ms", linger_ms.to_string())
+        .set("queue.buffering.max.messages", "200000")
+        .set("message.timeout.ms", "120000");
+    c
 }
 
 /// Sends one record, waiting while the local queue is full; `seq` goes into a header.
