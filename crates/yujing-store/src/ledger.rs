@@ -5,7 +5,7 @@
 //! drives missing-report detection (DESIGN §4, §7).
 
 use chrono::{DateTime, Duration, FixedOffset};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use yujing_model::{Metric, Period, Reason, Rejection, Report, Sector};
 
@@ -129,10 +129,14 @@ pub struct LedgerCounts {
 pub struct Ledger {
     settings: LedgerSettings,
     institutions: BTreeMap<Arc<str>, InstitutionRecord>,
-    by_sector_period: HashMap<(Sector, Period), BTreeSet<Arc<str>>>,
+    /// The winning reports of each sector-period by institution (the same reports as the
+    /// records', shared): scoring reads whole sector-periods.
+    by_sector_period: HashMap<(Sector, Period), BTreeMap<Arc<str>, Arc<Report>>>,
     max_submitted: Option<DateTime<FixedOffset>>,
     counts: LedgerCounts,
-    dirty: BTreeSet<(Arc<str>, Period)>,
+    /// The slots touched since the last [`Ledger::take_dirty`], with repeats (a push is
+    /// cheaper than a set insert on every report; taking sorts and dedupes them once).
+    dirty: Vec<(Arc<str>, Period)>,
 }
 
 /// The persisted state of one institution and period: what a durable store keeps so that
@@ -195,7 +199,9 @@ impl Ledger {
     /// The institution-periods whose state changed since the last call (any applied,
     /// duplicate or stale report can change what is seen), for a durable store to write.
     pub fn take_dirty(&mut self) -> Vec<SlotState> {
-        let dirty = std::mem::take(&mut self.dirty);
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
         dirty.into_iter().filter_map(|(inst, period)| self.slot(&inst, period)).collect()
     }
 
@@ -223,7 +229,7 @@ impl Ledger {
             sector: report.sector,
             periods: BTreeMap::new(),
         });
-        self.by_sector_period.entry((report.sector, report.period)).or_default().insert(key);
+        self.by_sector_period.entry((report.sector, report.period)).or_default().insert(key, report.clone());
         let seen = state.seen.into_iter().map(String::into_boxed_str).collect();
         rec.periods.insert(report.period, Slot { winner: report, seen, first_submitted: state.first_submitted });
     }
@@ -252,13 +258,14 @@ impl Ledger {
             periods: BTreeMap::new(),
         });
         let (period, sector) = (report.period, report.sector);
-        self.dirty.insert((key.clone(), period));
+        self.dirty.push((key.clone(), period));
         match rec.periods.get_mut(&period) {
             None => {
                 let seen = vec![report.report_id.clone().into_boxed_str()];
                 let first_submitted = report.submitted_at;
-                rec.periods.insert(period, Slot { winner: Arc::new(report), seen, first_submitted });
-                self.by_sector_period.entry((sector, period)).or_default().insert(key);
+                let winner = Arc::new(report);
+                self.by_sector_period.entry((sector, period)).or_default().insert(key, winner.clone());
+                rec.periods.insert(period, Slot { winner, seen, first_submitted });
                 Outcome::New
             }
             Some(slot) => {
@@ -278,6 +285,7 @@ impl Ledger {
                     ));
                 }
                 slot.winner = Arc::new(report);
+                self.by_sector_period.entry((sector, period)).or_default().insert(key, slot.winner.clone());
                 Outcome::Replaced { previous_revision: current }
             }
         }
@@ -300,7 +308,7 @@ impl Ledger {
 
     /// The winning reports of one sector and period, ordered by institution id.
     pub fn sector_period(&self, sector: Sector, period: Period) -> impl Iterator<Item = &Arc<Report>> + '_ {
-        self.by_sector_period.get(&(sector, period)).into_iter().flatten().filter_map(move |id| self.report(id, period))
+        self.by_sector_period.get(&(sector, period)).into_iter().flat_map(|m| m.values())
     }
 
     /// Every sector-period holding a report, in no particular order.
