@@ -5,7 +5,7 @@ use crate::config::ScoreConfig;
 use crate::trend::TrendBaseline;
 use crate::{Error, Result};
 use polars::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use yujing_model::{Indicator, IndicatorScore, InstitutionScore, Metric, Period, Report, Sector};
 
 /// The polars expression that derives an indicator from the sector's metric columns.
@@ -145,6 +145,7 @@ pub fn score_sector_against(
     if let Some(r) = reports.iter().find(|r| r.sector != sector) {
         return Err(Error::Input(format!("report {} is {}, not {sector}", r.report_id, r.sector)));
     }
+    // Sorting is linear when the caller already gives them in order (the engine does).
     let mut reports: Vec<&Report> = reports.to_vec();
     reports.sort_by(|a, b| (a.period, &a.institution_id).cmp(&(b.period, &b.institution_id)));
     reports.dedup_by(|a, b| a.period == b.period && a.institution_id == b.institution_id);
@@ -152,50 +153,58 @@ pub fn score_sector_against(
     if reports.is_empty() {
         return Ok(scored);
     }
-    let rows = base_scores(config, sector, &reports)?;
-    let index: HashMap<(&str, Period), usize> =
-        reports.iter().enumerate().map(|(i, r)| ((r.institution_id.as_str(), r.period), i)).collect();
-    let step = sector.cadence_months();
+    let mut rows = base_scores(config, sector, &reports)?;
+    // Each period's rows, by institution id: a period's trend joins them with the
+    // previous period's by merging the two runs.
+    let mut runs: BTreeMap<Period, std::ops::Range<usize>> = BTreeMap::new();
     let mut start = 0;
     while start < reports.len() {
         let period = reports[start].period;
         let end = start + reports[start..].iter().take_while(|r| r.period == period).count();
-        if let Some(baseline) = periods.get(&period) {
-            let deltas: Vec<Option<f64>> = (start..end)
-                .map(|i| {
-                    let prev = index.get(&(reports[i].institution_id.as_str(), period.add_months(-step)))?;
-                    Some(rows[i].base - rows[*prev].base)
-                })
-                .collect();
-            let baseline = match baseline {
-                Baseline::Own => {
-                    let own = TrendBaseline::of(&config.trend, &deltas);
-                    scored.baselines.insert(period, own);
-                    own
-                }
-                Baseline::Fixed(b) => *b,
-            };
-            for (k, i) in (start..end).enumerate() {
-                let r = reports[i];
-                let (z, points) = baseline.map_or((None, 0.0), |b| b.points(&config.trend, deltas[k]));
-                let score = (rows[i].base + points).clamp(0.0, 100.0);
-                scored.scores.push(InstitutionScore {
-                    institution_id: r.institution_id.clone(),
-                    period,
-                    sector,
-                    district_code: r.district_code,
-                    indicators: rows[i].indicators.clone(),
-                    base_score: rows[i].base,
-                    trend_delta: deltas[k],
-                    trend_z: z,
-                    trend_points: points,
-                    score,
-                    grade: config.grades.grade(score),
-                    exposure: r.metrics.value(sector.exposure_metric()),
-                });
-            }
-        }
+        runs.insert(period, start..end);
         start = end;
+    }
+    let step = sector.cadence_months();
+    for (&period, run) in &runs {
+        let Some(baseline) = periods.get(&period) else { continue };
+        let mut prev = runs.get(&period.add_months(-step)).cloned().unwrap_or_default().peekable();
+        let deltas: Vec<Option<f64>> = run
+            .clone()
+            .map(|i| {
+                let id = &reports[i].institution_id;
+                while prev.next_if(|j| reports[*j].institution_id < *id).is_some() {}
+                let j = prev.next_if(|j| reports[*j].institution_id == *id)?;
+                Some(rows[i].base - rows[j].base)
+            })
+            .collect();
+        let baseline = match baseline {
+            Baseline::Own => {
+                let own = TrendBaseline::of(&config.trend, &deltas);
+                scored.baselines.insert(period, own);
+                own
+            }
+            Baseline::Fixed(b) => *b,
+        };
+        for (k, i) in run.clone().enumerate() {
+            let r = reports[i];
+            let (z, points) = baseline.map_or((None, 0.0), |b| b.points(&config.trend, deltas[k]));
+            let score = (rows[i].base + points).clamp(0.0, 100.0);
+            scored.scores.push(InstitutionScore {
+                institution_id: r.institution_id.clone(),
+                period,
+                sector,
+                district_code: r.district_code,
+                // Each row is scored once: its indicators move into its score.
+                indicators: std::mem::take(&mut rows[i].indicators),
+                base_score: rows[i].base,
+                trend_delta: deltas[k],
+                trend_z: z,
+                trend_points: points,
+                score,
+                grade: config.grades.grade(score),
+                exposure: r.metrics.value(sector.exposure_metric()),
+            });
+        }
     }
     Ok(scored)
 }

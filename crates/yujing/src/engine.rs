@@ -446,15 +446,22 @@ impl Engine {
             return Ok(());
         }
         let step = sector.cadence_months();
-        let mut reports: Vec<&Report> = Vec::new();
+        // The rows each period needs, its own and those of the period before (for the
+        // trend), taken once per period and in (period, institution) order.
+        let mut needed: BTreeMap<Period, Option<BTreeSet<&Arc<str>>>> = BTreeMap::new();
         for (p, (_, insts)) in periods {
             for q in [*p, p.add_months(-step)] {
-                match insts {
-                    None => reports.extend(self.ledger.sector_period(sector, q).map(|r| r.as_ref())),
-                    Some(insts) => {
-                        reports.extend(insts.iter().filter_map(|i| self.ledger.report(i, q)).map(|r| r.as_ref()))
-                    }
+                match (needed.entry(q).or_insert_with(|| Some(BTreeSet::new())), insts) {
+                    (Some(mine), Some(insts)) => mine.extend(insts),
+                    (slot, _) => *slot = None,
                 }
+            }
+        }
+        let mut reports: Vec<&Report> = Vec::new();
+        for (q, insts) in needed {
+            match insts {
+                None => reports.extend(self.ledger.sector_period(sector, q).map(|r| r.as_ref())),
+                Some(insts) => reports.extend(insts.iter().filter_map(|i| self.ledger.report(i, q)).map(|r| r.as_ref())),
             }
         }
         let baselines: BTreeMap<Period, Baseline> = periods.iter().map(|(p, (b, _))| (*p, *b)).collect();
