@@ -185,15 +185,22 @@ impl Ledger {
 
     /// Applies a validated report.
     pub fn apply(&mut self, report: Report) -> Outcome {
+        self.apply_keyed(report).0
+    }
+
+    /// Applies a validated report, as [`Ledger::apply`]; also returns the ledger's shared id
+    /// of its institution when it was accepted (cloning it is a pointer copy).
+    pub fn apply_keyed(&mut self, report: Report) -> (Outcome, Option<Arc<str>>) {
         self.observe(report.submitted_at);
-        let outcome = self.apply_inner(report);
+        let (outcome, key) = self.apply_inner(report);
         match &outcome {
             Outcome::New => self.counts.new += 1,
             Outcome::Replaced { .. } => self.counts.replaced += 1,
             Outcome::Duplicate => self.counts.duplicates += 1,
             Outcome::Rejected(_) => self.counts.rejected += 1,
         }
-        outcome
+        let changed = outcome.changed();
+        (outcome, key.filter(|_| changed))
     }
 
     /// The institution-periods whose state changed since the last call (any applied,
@@ -239,58 +246,16 @@ impl Ledger {
         self.max_submitted
     }
 
-    fn apply_inner(&mut self, report: Report) -> Outcome {
-        let key: Arc<str> = match self.institutions.get_key_value(report.institution_id.as_str()) {
-            Some((k, rec)) => {
-                if rec.sector != report.sector {
-                    return Outcome::Rejected(Rejection::new(
-                        Reason::Inconsistent,
-                        format!("institution {} reports as {}, not {}", k, rec.sector, report.sector),
-                    ));
-                }
-                k.clone()
-            }
-            None => Arc::from(report.institution_id.as_str()),
-        };
-        let rec = self.institutions.entry(key.clone()).or_insert_with(|| InstitutionRecord {
-            institution_id: key.clone(),
-            sector: report.sector,
-            periods: BTreeMap::new(),
-        });
-        let (period, sector) = (report.period, report.sector);
-        self.dirty.push((key.clone(), period));
-        match rec.periods.get_mut(&period) {
-            None => {
-                let seen = vec![report.report_id.clone().into_boxed_str()];
-                let first_submitted = report.submitted_at;
-                let winner = Arc::new(report);
-                self.by_sector_period.entry((sector, period)).or_default().insert(key, winner.clone());
-                rec.periods.insert(period, Slot { winner, seen, first_submitted });
-                Outcome::New
-            }
-            Some(slot) => {
-                slot.first_submitted = slot.first_submitted.min(report.submitted_at);
-                if slot.seen.iter().any(|s| **s == *report.report_id) {
-                    return Outcome::Duplicate;
-                }
-                slot.seen.push(report.report_id.clone().into_boxed_str());
-                let current = slot.winner.revision;
-                if report.revision <= current {
-                    return Outcome::Rejected(Rejection::new(
-                        Reason::StaleRevision,
-                        format!(
-                            "revision {} of {} {} is not above the accepted revision {}",
-                            report.revision, report.institution_id, period, current
-                        ),
-                    ));
-                }
-                slot.winner = Arc::new(report);
-                self.by_sector_period.entry((sector, period)).or_default().insert(key, slot.winner.clone());
-                Outcome::Replaced { previous_revision: current }
-            }
+    fn apply_inner(&mut self, report: Report) -> (Outcome, Option<Arc<str>>) {
+        // One descent of the id tree for an institution already known.
+        if let Some(rec) = self.institutions.get_mut(report.institution_id.as_str()) {
+            return apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report);
         }
+        let key: Arc<str> = Arc::from(report.institution_id.as_str());
+        let rec = InstitutionRecord { institution_id: key.clone(), sector: report.sector, periods: BTreeMap::new() };
+        let rec = self.institutions.entry(key).or_insert(rec);
+        apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report)
     }
-
     /// An institution's record.
     pub fn institution(&self, id: &str) -> Option<&InstitutionRecord> {
         self.institutions.get(id)
@@ -375,6 +340,52 @@ impl Ledger {
         }
         out
     }
+}
+
+/// Applies a report to its institution's record (the sector-period index and the dirty
+/// list alongside).
+fn apply_to(
+    rec: &mut InstitutionRecord,
+    by_sector_period: &mut HashMap<(Sector, Period), BTreeMap<Arc<str>, Arc<Report>>>,
+    dirty: &mut Vec<(Arc<str>, Period)>,
+    report: Report,
+) -> (Outcome, Option<Arc<str>>) {
+    let key = rec.institution_id.clone();
+    if rec.sector != report.sector {
+        let why = format!("institution {} reports as {}, not {}", key, rec.sector, report.sector);
+        return (Outcome::Rejected(Rejection::new(Reason::Inconsistent, why)), None);
+    }
+    let (period, sector) = (report.period, report.sector);
+    dirty.push((key.clone(), period));
+    let outcome = match rec.periods.get_mut(&period) {
+        None => {
+            let seen = vec![report.report_id.clone().into_boxed_str()];
+            let first_submitted = report.submitted_at;
+            let winner = Arc::new(report);
+            by_sector_period.entry((sector, period)).or_default().insert(key.clone(), winner.clone());
+            rec.periods.insert(period, Slot { winner, seen, first_submitted });
+            Outcome::New
+        }
+        Some(slot) => {
+            slot.first_submitted = slot.first_submitted.min(report.submitted_at);
+            if slot.seen.iter().any(|s| **s == *report.report_id) {
+                return (Outcome::Duplicate, None);
+            }
+            slot.seen.push(report.report_id.clone().into_boxed_str());
+            let current = slot.winner.revision;
+            if report.revision <= current {
+                let why = format!(
+                    "revision {} of {} {} is not above the accepted revision {}",
+                    report.revision, report.institution_id, period, current
+                );
+                return (Outcome::Rejected(Rejection::new(Reason::StaleRevision, why)), None);
+            }
+            slot.winner = Arc::new(report);
+            by_sector_period.entry((sector, period)).or_default().insert(key.clone(), slot.winner.clone());
+            Outcome::Replaced { previous_revision: current }
+        }
+    };
+    (outcome, Some(key))
 }
 
 #[cfg(test)]

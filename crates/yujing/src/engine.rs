@@ -12,7 +12,8 @@
 use crate::config::Config;
 use chrono::{DateTime, Datelike, FixedOffset};
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 use yujing_alert::{
@@ -30,12 +31,15 @@ use yujing_store::{Expected, Ledger, LedgerSettings, Outcome, SlotState};
 /// Key of an aggregate: level, entity, sector scope, period (ordered for series building).
 pub type AggKey = (Level, String, SectorScope, Period);
 
+/// A set of institutions, unordered: a batch notes one per report, and scoring sorts them.
+type Ids = HashSet<Arc<str>>;
+
 /// Changed sector-periods, each with the institutions whose report changed (`None`: all).
-type Pending = BTreeMap<(Sector, Period), Option<BTreeSet<Arc<str>>>>;
+type Pending = BTreeMap<(Sector, Period), Option<Ids>>;
 
 /// Periods of one sector to score, each against its baseline and for the given
 /// institutions (`None`: all of them).
-type PeriodWork = BTreeMap<Period, (Baseline, Option<BTreeSet<Arc<str>>>)>;
+type PeriodWork = BTreeMap<Period, (Baseline, Option<Ids>)>;
 
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +111,7 @@ pub struct Engine {
     /// report changed (`None`: all of them).
     pending_changed: Pending,
     /// Institutions ingested since the last settle.
-    pending_entities: BTreeSet<Arc<str>>,
+    pending_entities: Ids,
     /// The trend baseline of each sector-period scored against its own cross-section.
     baselines: HashMap<(Sector, Period), Option<TrendBaseline>>,
     /// Each sector's reference for the periods not yet due: its latest due period and that
@@ -149,7 +153,7 @@ impl Engine {
             stats: Stats::default(),
             touched_periods: BTreeSet::new(),
             pending_changed: BTreeMap::new(),
-            pending_entities: BTreeSet::new(),
+            pending_entities: Ids::new(),
             baselines: HashMap::new(),
             references: HashMap::new(),
             pending_from: HashMap::new(),
@@ -209,21 +213,21 @@ impl Engine {
                 }
             };
             let (sector, period) = (report.sector, report.period);
-            let inst: Arc<str> = Arc::from(report.institution_id.as_str());
-            match self.ledger.apply(report) {
-                Outcome::New | Outcome::Replaced { .. } => {
+            match self.ledger.apply_keyed(report) {
+                (Outcome::New | Outcome::Replaced { .. }, Some(inst)) => {
                     self.stats.accepted += 1;
                     *self.stats.accepted_by_sector.entry(sector).or_default() += 1;
                     if let Some(insts) =
-                        self.pending_changed.entry((sector, period)).or_insert_with(|| Some(BTreeSet::new()))
+                        self.pending_changed.entry((sector, period)).or_insert_with(|| Some(Ids::new()))
                     {
                         insts.insert(inst.clone());
                     }
                     note_change(&mut self.pending_from, &inst, period);
                     self.pending_entities.insert(inst);
                 }
-                Outcome::Duplicate => self.stats.duplicates += 1,
-                Outcome::Rejected(rej) => {
+                (Outcome::New | Outcome::Replaced { .. }, None) => self.stats.accepted += 1,
+                (Outcome::Duplicate, _) => self.stats.duplicates += 1,
+                (Outcome::Rejected(rej), _) => {
                     *self.stats.rejected.entry(rej.reason).or_default() += 1;
                     self.stats.ledger_rejected += 1;
                     dead_letters.push(DeadLetter::new(rej, input.position.clone(), &input.bytes));
@@ -239,7 +243,7 @@ impl Engine {
     pub fn settle(&mut self) -> Result<Vec<Transition>, EngineError> {
         let started = Instant::now();
         let mut changed = std::mem::take(&mut self.pending_changed);
-        let mut entities = std::mem::take(&mut self.pending_entities);
+        let mut entities: BTreeSet<Arc<str>> = std::mem::take(&mut self.pending_entities).into_iter().collect();
         let due = self.due_period();
         if due != self.due_through {
             // A report deadline passed: the periods that became due are scored against their
@@ -395,7 +399,7 @@ impl Engine {
         let is_due = |p: Period| due_through.is_some_and(|d| p <= d);
         let mut touched = BTreeSet::new();
         for sector in Sector::ALL {
-            let mut mine: BTreeMap<Period, Option<BTreeSet<Arc<str>>>> = changed
+            let mut mine: BTreeMap<Period, Option<Ids>> = changed
                 .range((sector, Period::from_index(i32::MIN))..=(sector, Period::from_index(i32::MAX)))
                 .map(|((_, p), i)| (*p, i.clone()))
                 .collect();
@@ -691,8 +695,8 @@ fn score_value(s: &InstitutionScore, metric: &str) -> Option<f64> {
 }
 
 /// Adds the institutions of one change to the pending changes (`None`: all of them).
-fn merge_change(changed: &mut Pending, key: (Sector, Period), insts: Option<BTreeSet<Arc<str>>>) {
-    match (changed.entry(key).or_insert_with(|| Some(BTreeSet::new())), insts) {
+fn merge_change(changed: &mut Pending, key: (Sector, Period), insts: Option<Ids>) {
+    match (changed.entry(key).or_insert_with(|| Some(Ids::new())), insts) {
         (Some(mine), Some(insts)) => mine.extend(insts),
         (slot, _) => *slot = None,
     }
