@@ -29,6 +29,36 @@ fn sum_inputs(r: &Report) -> [f64; 6] {
 
 const SUMS: [&str; 6] = ["npl", "loans", "payouts", "released", "complaints", "lenders"];
 
+/// The integer sums behind one aggregate. Every field is an exact integer sum, so adding
+/// groups together gives what summing their rows would, in any order.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    institutions: i64,
+    /// Σ exposure in fen.
+    exposure: i64,
+    /// Σ round(score × exposure in yuan).
+    weighted: i64,
+    /// Σ score in millionths of a point.
+    score_sum: i64,
+    grades: [i64; 5],
+    sums: [i64; 6],
+}
+
+impl Sums {
+    fn add(&mut self, o: &Sums) {
+        self.institutions += o.institutions;
+        self.exposure += o.exposure;
+        self.weighted += o.weighted;
+        self.score_sum += o.score_sum;
+        for k in 0..5 {
+            self.grades[k] += o.grades[k];
+        }
+        for k in 0..6 {
+            self.sums[k] += o.sums[k];
+        }
+    }
+}
+
 /// Computes every aggregate of the given institution scores (each with its winning report),
 /// for every period present: district, region and city, each per sector and for `all`.
 /// Output is ordered by period, level, entity and sector.
@@ -37,17 +67,15 @@ pub fn aggregate(config: &ScoreConfig, rows: &[(&InstitutionScore, &Report)]) ->
         return Ok(Vec::new());
     }
     let n = rows.len();
-    let region_of = |code: u32| district(code).map_or(Region::MainUrban, |d| d.region);
     // Sums are taken over integers (amounts in fen, score × exposure in yuan-points, scores
     // in millionths): integer addition is exact and associative, so the aggregates are
-    // bit-identical whatever order or partitioning polars sums in.
+    // bit-identical whatever order or partitioning polars sums in, and a region's or the
+    // city's sums are its districts' added up.
     let fen = |v: f64| (v * 100.0).round() as i64;
     let mut cols = vec![
         Column::new("period".into(), rows.iter().map(|(s, _)| s.period.index()).collect::<Vec<i32>>()),
-        Column::new("sector".into(), rows.iter().map(|(s, _)| s.sector.as_str()).collect::<Vec<&str>>()),
+        Column::new("sector".into(), rows.iter().map(|(s, _)| s.sector as u32).collect::<Vec<u32>>()),
         Column::new("district".into(), rows.iter().map(|(s, _)| s.district_code).collect::<Vec<u32>>()),
-        Column::new("region".into(), rows.iter().map(|(s, _)| region_of(s.district_code).id()).collect::<Vec<&str>>()),
-        Column::new("city".into(), vec![CITY_CODE; n]),
         Column::new("score".into(), rows.iter().map(|(s, _)| (s.score * 1e6).round() as i64).collect::<Vec<i64>>()),
         Column::new("exposure".into(), rows.iter().map(|(s, _)| fen(s.exposure)).collect::<Vec<i64>>()),
         Column::new(
@@ -63,87 +91,100 @@ pub fn aggregate(config: &ScoreConfig, rows: &[(&InstitutionScore, &Report)]) ->
     let df = DataFrame::new(n, cols)?;
 
     let mut aggs = vec![
-        len().alias("institutions"),
+        len().cast(DataType::Int64).alias("institutions"),
         col("exposure").sum().alias("exposure"),
         col("weighted").sum().alias("weighted"),
         col("score").sum().alias("score_sum"),
     ];
     for g in Grade::ALL {
-        aggs.push(col("grade").eq(lit(g as u32)).sum().alias(format!("g{}", g as u32)));
+        aggs.push(col("grade").eq(lit(g as u32)).sum().cast(DataType::Int64).alias(format!("g{}", g as u32)));
     }
     for name in SUMS {
         aggs.push(col(name).sum().alias(name));
     }
+    // One pass at the finest grain: district, sector and period.
+    let g = df.lazy().group_by([col("period"), col("district"), col("sector")]).agg(aggs).collect()?;
+    let finest = read_groups(&g)?;
 
-    let mut out = Vec::new();
-    for (level, key) in [(Level::District, "district"), (Level::Region, "region"), (Level::City, "city")] {
-        for by_sector in [true, false] {
-            let mut keys = vec![col("period"), col(key)];
-            if by_sector {
-                keys.push(col("sector"));
+    // Then every level and scope, from the districts' sums.
+    let mut groups: HashMap<MemberKey, Sums> = HashMap::new();
+    for ((period, code, sector), sums) in finest {
+        let region = district(code).map_or(Region::MainUrban, |d| d.region);
+        for (level, code, region) in
+            [(Level::District, code, None), (Level::Region, 0, Some(region)), (Level::City, 0, None)]
+        {
+            for scope in [SectorScope::One(sector), SectorScope::All] {
+                groups.entry((period, level, code, region, scope)).or_default().add(&sums);
             }
-            let g = df.clone().lazy().group_by(keys).agg(aggs.clone()).collect()?;
-            read_groups(config, &g, level, key, by_sector, &mut out)?;
         }
     }
+    let mut out: Vec<AggregateScore> = groups.into_iter().map(|(key, sums)| aggregate_of(config, key, &sums)).collect();
     add_contributors(rows, &mut out);
     out.sort_by(|a, b| (a.period, a.level, &a.entity_id, a.sector).cmp(&(b.period, b.level, &b.entity_id, b.sector)));
     Ok(out)
 }
 
-fn read_groups(
-    config: &ScoreConfig,
-    g: &DataFrame,
-    level: Level,
-    key: &str,
-    by_sector: bool,
-    out: &mut Vec<AggregateScore>,
-) -> Result<()> {
+/// The sums of each (period, district, sector) group polars computed.
+fn read_groups(g: &DataFrame) -> Result<Vec<((Period, u32, Sector), Sums)>> {
     let period = g.column("period")?.i32()?;
-    // District codes are grouped as integers (no string per row) and named here.
-    let entity = g.column(key)?.cast(&DataType::String)?;
-    let entity = entity.str()?;
-    let sector = if by_sector { Some(g.column("sector")?.str()?) } else { None };
-    let f = |name: &str| -> Result<Vec<f64>> {
-        Ok(g.column(name)?.cast(&DataType::Float64)?.f64()?.iter().map(|v| v.unwrap_or(0.0)).collect())
-    };
-    let (count, exposure, weighted, score_sum) = (f("institutions")?, f("exposure")?, f("weighted")?, f("score_sum")?);
-    let grades: Vec<Vec<f64>> = Grade::ALL.iter().map(|gr| f(&format!("g{}", *gr as u32))).collect::<Result<_>>()?;
-    let sums: Vec<Vec<f64>> = SUMS.iter().map(|s| f(s)).collect::<Result<_>>()?;
-    let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+    let district = g.column("district")?.u32()?;
+    let sector = g.column("sector")?.u32()?;
+    let int = |name: &str| -> Result<Vec<i64>> { Ok(g.column(name)?.i64()?.iter().map(|v| v.unwrap_or(0)).collect()) };
+    let (count, exposure, weighted, score_sum) =
+        (int("institutions")?, int("exposure")?, int("weighted")?, int("score_sum")?);
+    let grades: Vec<Vec<i64>> = Grade::ALL.iter().map(|gr| int(&format!("g{}", *gr as u32))).collect::<Result<_>>()?;
+    let sums: Vec<Vec<i64>> = SUMS.iter().map(|s| int(s)).collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(g.height());
     for i in 0..g.height() {
-        let entity_id = entity.get(i).unwrap_or_default().to_string();
-        let scope = match &sector {
-            Some(s) => SectorScope::One(Sector::parse(s.get(i).unwrap_or_default()).unwrap_or(Sector::Bank)),
-            None => SectorScope::All,
+        let sector = sector.get(i).and_then(|s| Sector::ALL.into_iter().find(|x| *x as u32 == s));
+        let (Some(p), Some(d), Some(sector)) = (period.get(i), district.get(i), sector) else {
+            return Err(crate::Error::Input(format!("aggregate group {i} has no period, district or sector")));
         };
-        // exposure is in fen, weighted in yuan-points, score_sum in millionths of a point.
-        let score = if exposure[i] > 0.0 {
-            weighted[i] / (exposure[i] / 100.0)
-        } else {
-            score_sum[i] / 1e6 / count[i].max(1.0)
+        let s = Sums {
+            institutions: count[i],
+            exposure: exposure[i],
+            weighted: weighted[i],
+            score_sum: score_sum[i],
+            grades: std::array::from_fn(|k| grades[k][i]),
+            sums: std::array::from_fn(|k| sums[k][i]),
         };
-        let has = |s: Sector| matches!(scope, SectorScope::All) || scope == SectorScope::One(s);
-        let lending = has(Sector::Bank) || has(Sector::Microloan);
-        out.push(AggregateScore {
-            level,
-            entity_name: entity_name(level, &entity_id),
-            entity_id,
-            sector: scope,
-            period: Period::from_index(period.get(i).unwrap_or_default()),
-            score,
-            grade: config.grades.grade(score),
-            institutions: count[i] as u32,
-            grade_counts: std::array::from_fn(|k| grades[k][i] as u32),
-            exposure: exposure[i] / 100.0,
-            npl_ratio: if lending { ratio(sums[0][i], sums[1][i]) } else { None },
-            payout_rate: if has(Sector::Guarantee) { ratio(sums[2][i], sums[3][i]) } else { None },
-            p2p_complaints: has(Sector::P2pResidual).then_some(sums[4][i] / 100.0),
-            p2p_lenders_unpaid: has(Sector::P2pResidual).then_some(sums[5][i] / 100.0),
-            top: Vec::new(),
-        });
+        out.push(((Period::from_index(p), d, sector), s));
     }
-    Ok(())
+    Ok(out)
+}
+
+/// The aggregate of one group from its sums.
+fn aggregate_of(config: &ScoreConfig, (period, level, code, region, scope): MemberKey, s: &Sums) -> AggregateScore {
+    let entity_id = match level {
+        Level::District => code.to_string(),
+        Level::Region => region.unwrap_or(Region::MainUrban).id().to_string(),
+        _ => CITY_CODE.to_string(),
+    };
+    let f = |v: i64| v as f64;
+    let (count, exposure, weighted, score_sum) = (f(s.institutions), f(s.exposure), f(s.weighted), f(s.score_sum));
+    let sums: [f64; 6] = s.sums.map(f);
+    let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+    // exposure is in fen, weighted in yuan-points, score_sum in millionths of a point.
+    let score = if exposure > 0.0 { weighted / (exposure / 100.0) } else { score_sum / 1e6 / count.max(1.0) };
+    let has = |x: Sector| matches!(scope, SectorScope::All) || scope == SectorScope::One(x);
+    let lending = has(Sector::Bank) || has(Sector::Microloan);
+    AggregateScore {
+        level,
+        entity_name: entity_name(level, &entity_id),
+        entity_id,
+        sector: scope,
+        period,
+        score,
+        grade: config.grades.grade(score),
+        institutions: s.institutions as u32,
+        grade_counts: s.grades.map(|g| g as u32),
+        exposure: exposure / 100.0,
+        npl_ratio: if lending { ratio(sums[0], sums[1]) } else { None },
+        payout_rate: if has(Sector::Guarantee) { ratio(sums[2], sums[3]) } else { None },
+        p2p_complaints: has(Sector::P2pResidual).then_some(sums[4] / 100.0),
+        p2p_lenders_unpaid: has(Sector::P2pResidual).then_some(sums[5] / 100.0),
+        top: Vec::new(),
+    }
 }
 
 /// The Chinese name of a district, region or the city.

@@ -166,3 +166,44 @@ fn regression_aggregate_sums_do_not_depend_on_row_order() {
         }
     }
 }
+
+/// Regions and the city are summed from their districts' integer sums: the same bits as
+/// aggregating all their rows as one district.
+#[test]
+fn regions_and_the_city_equal_their_rows_aggregated_as_one() {
+    let cfg = ScoreConfig::default();
+    let p = periods(&["2020-12"]);
+    // Spread over districts of two regions (主城 500103..500105, 渝东北 500101).
+    let districts = [500103, 500104, 500105, 500101];
+    let reports: Vec<Report> = (0..200)
+        .map(|i| {
+            let loans = 1.0e7 * (1.0 + (i as f64 * 0.7).sin().abs() * 30.0) + 0.13;
+            let npl = 0.02 + (i as f64 * 0.41).cos().abs() * 0.15;
+            let values = [loans, npl * loans, 0.8 * loans, 0.07 * loans, 0.5 * loans];
+            report(&format!("M{i:03}"), Sector::Microloan, districts[i % 4], "2020-12", &values)
+        })
+        .collect();
+    let refs: Vec<&Report> = reports.iter().collect();
+    let scores = score_sector(&cfg, Sector::Microloan, &p, &refs).unwrap();
+    let rows: Vec<_> = scores.iter().zip(reports.iter()).collect();
+    let agg = aggregate(&cfg, &rows).unwrap();
+    // The same rows, every one in 渝中区: its district aggregate is computed directly.
+    let moved: Vec<yujing_model::InstitutionScore> =
+        scores.iter().map(|s| yujing_model::InstitutionScore { district_code: 500103, ..s.clone() }).collect();
+    let one: Vec<_> = moved.iter().zip(reports.iter()).collect();
+    let direct = aggregate(&cfg, &one).unwrap();
+    let get = |v: &[yujing_model::AggregateScore], level: Level, id: &str| {
+        v.iter().find(|x| x.level == level && x.entity_id == id && x.sector == SectorScope::All).unwrap().clone()
+    };
+    let (city, whole) = (get(&agg, Level::City, "500000"), get(&direct, Level::District, "500103"));
+    assert_eq!(city.institutions, 200);
+    assert_eq!(city.score.to_bits(), whole.score.to_bits());
+    assert_eq!(city.exposure.to_bits(), whole.exposure.to_bits());
+    assert_eq!(city.npl_ratio.map(f64::to_bits), whole.npl_ratio.map(f64::to_bits));
+    assert_eq!(city.grade_counts, whole.grade_counts);
+    let main_urban = get(&agg, Level::Region, "main-urban");
+    assert_eq!(main_urban.institutions, 150);
+    let districts_exposure: f64 =
+        ["500103", "500104", "500105"].iter().map(|d| get(&agg, Level::District, d).exposure).sum();
+    assert!(close(main_urban.exposure, districts_exposure));
+}

@@ -11,8 +11,8 @@
 
 use crate::config::Config;
 use chrono::{DateTime, Datelike, FixedOffset};
-use rayon::prelude::*;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -465,7 +465,9 @@ impl Engine {
         for (q, insts) in needed {
             match insts {
                 None => reports.extend(self.ledger.sector_period(sector, q).map(|r| r.as_ref())),
-                Some(insts) => reports.extend(insts.iter().filter_map(|i| self.ledger.report(i, q)).map(|r| r.as_ref())),
+                Some(insts) => {
+                    reports.extend(insts.iter().filter_map(|i| self.ledger.report(i, q)).map(|r| r.as_ref()))
+                }
             }
         }
         let baselines: BTreeMap<Period, Baseline> = periods.iter().map(|(p, (b, _))| (*p, *b)).collect();
