@@ -650,6 +650,11 @@ impl Engine {
         self.inst_scores.get(institution).into_iter().flat_map(|m| m.values())
     }
 
+    /// An institution's score of one period.
+    pub fn score_at(&self, institution: &str, period: Period) -> Option<&Arc<InstitutionScore>> {
+        self.inst_scores.get(institution)?.get(&period)
+    }
+
     /// Every institution score, ordered by institution then period.
     pub fn institution_scores(&self) -> Vec<&InstitutionScore> {
         // Sorting the institutions (not every score) is enough: each one's are in period order.

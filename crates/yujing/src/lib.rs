@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod output;
 pub mod pace;
 pub mod peers;
+pub mod publishing;
 pub mod replay;
 pub mod report;
 pub mod serve;

@@ -76,7 +76,7 @@ fn district_sums(engine: &Engine, periods: &BTreeSet<Period>) -> HashMap<(u32, S
     for &p in periods {
         for sector in Sector::ALL {
             for r in engine.ledger().sector_period(sector, p) {
-                if !engine.scores_of(&r.institution_id).any(|s| s.period == p) {
+                if engine.score_at(&r.institution_id, p).is_none() {
                     continue;
                 }
                 let s = DistrictSums::of(r);

@@ -9,12 +9,13 @@ use crate::engine::Engine;
 use crate::forward::{ForwardedAction, Forwarder};
 use crate::metrics::Metrics;
 use crate::peers::PeerView;
+use crate::publishing::Publisher;
 use anyhow::{Context, Result};
 use chrono::Timelike;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use yujing_alert::{ENGINE, Error as AlertError, RulePack};
 use yujing_model::period::china_tz;
 use yujing_model::{Alert, Period, Transition};
@@ -143,17 +144,14 @@ pub struct ApiLink {
     audit: Vec<AuditEntry>,
     roles: HashMap<String, String>,
     stress: Option<StressLink>,
-    /// When the last snapshot was published and what building it cost.
-    last_publish: Option<(Instant, Duration)>,
+    /// Builds and publishes snapshots (crate::publishing).
+    publisher: Publisher,
     /// Whether the engine changed since the last snapshot.
     stale: bool,
     /// The other instances' scores and alerts, merged into each snapshot (DESIGN §8).
     peers: Option<PeerView>,
     /// The peers' version in the last snapshot.
     peers_seen: u64,
-    /// This instance's own alerts and aggregates, for the state gauges, when peers are
-    /// merged into the API's view (the gauges stay per instance).
-    local: Option<Snapshot>,
     /// Where actions on the peers' alerts go.
     forwarder: Option<Forwarder>,
 }
@@ -189,16 +187,15 @@ pub fn link(config: &Config, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> (
     let link = ApiLink {
         snapshots: snapshots.clone(),
         actions: rx,
+        publisher: Publisher::new(snapshots.clone(), metrics.clone()),
         metrics,
         ready,
         audit: Vec::new(),
         roles,
         stress: None,
-        last_publish: None,
         stale: false,
         peers: None,
         peers_seen: 0,
-        local: None,
         forwarder: None,
     };
     (link, snapshots, tx)
@@ -369,58 +366,51 @@ impl ApiLink {
     /// Publishes a snapshot of the engine (with the peers' view merged in, when there is
     /// one) and refreshes the state gauges (from this instance's own state).
     pub fn publish(&mut self, engine: &Engine, config: &Config) {
-        let started = Instant::now();
-        let mut parts = snapshot_parts(engine, config, &self.audit);
+        let parts = self.parts(engine, config);
+        self.publisher.publish_now(parts, self.peers.as_ref(), &config.score.grades);
+    }
+
+    /// The engine's parts of a snapshot; notes the peers' version and that the view is
+    /// being brought up to date.
+    fn parts(&mut self, engine: &Engine, config: &Config) -> SnapshotParts {
+        let parts = snapshot_parts(engine, config, &self.audit);
         if let Some(peers) = &self.peers {
             self.peers_seen = peers.version();
         }
-        let peers = self.peers.as_ref().map(PeerView::lock).filter(|p| p.contributes(&parts));
-        let snap = match peers {
-            Some(peers) => {
-                let local = Snapshot::new(SnapshotParts {
-                    aggregates: parts.aggregates.clone(),
-                    alerts: parts.alerts.clone(),
-                    complete_through: parts.complete_through,
-                    ..SnapshotParts::default()
-                });
-                self.metrics.refresh(&local);
-                self.local = Some(local);
-                peers.merge(&mut parts, &config.score.grades);
-                drop(peers);
-                Snapshot::new(parts)
-            }
-            None => {
-                self.local = None;
-                let snap = Snapshot::new(parts);
-                self.metrics.refresh(&snap);
-                snap
-            }
-        };
         self.metrics.set_ready(self.ready.load(Ordering::Relaxed));
-        self.snapshots.publish(snap);
-        self.metrics.record_publish("api", 1, true);
-        self.last_publish = Some((Instant::now(), started.elapsed()));
         self.stale = false;
-        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "snapshot published");
+        parts
     }
 
     /// After a batch (`idle` false) or when no input came (`idle` true): publishes a
     /// snapshot if the engine changed and one is due. While busy, one is due once
     /// `serve.snapshot_interval` and four times the last one's build time have passed, so
     /// a large state cannot make the API's view eat the pipeline's time; when idle, at once.
+    /// The snapshot is built off the pipeline's thread (crate::publishing); while one is
+    /// being built, the next waits.
     pub fn publish_due(&mut self, engine: &Engine, config: &Config, changed: bool, idle: bool) {
-        self.stale |= changed || self.peers.as_ref().is_some_and(|p| p.version() != self.peers_seen);
-        if !self.stale {
+        let (building, dropped, last) = {
+            let s = self.publisher.lock();
+            (s.building, s.dropped, s.last)
+        };
+        self.stale |= changed || dropped || self.peers.as_ref().is_some_and(|p| p.version() != self.peers_seen);
+        if !self.stale || building {
             return;
         }
-        let due = match self.last_publish {
+        let due = match last {
             None => true,
             Some(_) if idle => true,
             Some((at, cost)) => at.elapsed() >= config.serve.snapshot_interval.max(cost * 4),
         };
         if due {
-            self.publish(engine, config);
+            let parts = self.parts(engine, config);
+            self.publisher.publish_later(parts, self.peers.as_ref(), &config.score.grades);
         }
+    }
+
+    /// Waits until the snapshot being built, if any, is published.
+    pub fn wait_published(&self) {
+        self.publisher.wait();
     }
 
     /// Applies one action: to the alert book, then (when there is a store) the action, the
@@ -527,8 +517,11 @@ impl ApiLink {
             }
         }
         self.audit.push(entry.clone());
+        // Published at once; a snapshot being built from the parts before it is dropped.
+        let mut published = self.publisher.lock();
+        published.epoch += 1;
         let snap = self.snapshots.load().with_action(transition.alert.clone(), Some(entry));
-        match &mut self.local {
+        match &mut published.local {
             Some(local) => {
                 *local = local.with_action(transition.alert.clone(), None);
                 self.metrics.refresh(local);
@@ -536,6 +529,7 @@ impl ApiLink {
             None => self.metrics.refresh(&snap),
         }
         self.snapshots.publish(snap);
+        drop(published);
         Ok(transition.alert)
     }
 
@@ -636,6 +630,7 @@ pub async fn run_service(config: &Config, rules: yujing_alert::RulePack) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use yujing_ingest::Input;
     use yujing_model::Position;
 
@@ -690,17 +685,58 @@ mod tests {
 
         engine.process(&batch(1)).unwrap();
         api.publish_due(&engine, &config, true, false);
+        api.wait_published();
         assert_eq!(batches(&snapshots), 1, "the first batch is published");
 
         engine.process(&batch(2)).unwrap();
         api.publish_due(&engine, &config, true, false);
+        api.wait_published();
         assert_eq!(batches(&snapshots), 1, "busy: not due before the interval");
 
         api.publish_due(&engine, &config, false, true);
+        api.wait_published();
         assert_eq!(batches(&snapshots), 2, "idle: published at once");
 
         let before = snapshots.load();
         api.publish_due(&engine, &config, false, true);
+        api.wait_published();
         assert!(Arc::ptr_eq(&before, &snapshots.load()), "nothing changed: nothing published");
+    }
+
+    #[test]
+    fn an_action_published_while_a_snapshot_is_built_is_not_undone_by_it() {
+        let config = Config::load(None).unwrap();
+        let mut engine = Engine::new(&config, RulePack::default_pack());
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/sample/reports-2020.jsonl");
+        let lines: Vec<Input> = std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .take(1500)
+            .enumerate()
+            .map(|(i, l)| Input { bytes: l.into(), position: Position::line("t", i as u64 + 1), truncated_from: None })
+            .collect();
+        engine.process(&lines).unwrap();
+        let (mut api, snapshots, _tx) =
+            link(&config, Arc::new(Metrics::new().unwrap()), Arc::new(AtomicBool::new(true)));
+        let peers = PeerView::from_state(crate::peers::PeerState::default());
+        api.set_peers(peers.clone());
+        api.publish(&engine, &config);
+        let open = engine.alerts().find(|a| a.state == yujing_model::AlertState::Open).unwrap().clone();
+        // The builder waits for the peers' lock, held here, while a person acts.
+        engine.process(&batch(9999)).unwrap();
+        let held = peers.lock();
+        api.publish_due(&engine, &config, true, true);
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00+08:00").unwrap();
+        let outcome = api.try_apply(&mut engine, None, &open.id, "li", &AlertAction::Acknowledge, at);
+        assert!(outcome.is_ok());
+        drop(held);
+        api.wait_published();
+        let acked = |s: &SnapshotHandle| s.load().alert(&open.id).map(|a| a.state);
+        assert_eq!(acked(&snapshots), Some(yujing_model::AlertState::Acknowledged), "the older build was dropped");
+        // The dropped build is made again, with the action in it.
+        api.publish_due(&engine, &config, false, true);
+        api.wait_published();
+        assert_eq!(snapshots.load().stats().batches, 2);
+        assert_eq!(acked(&snapshots), Some(yujing_model::AlertState::Acknowledged));
     }
 }
