@@ -51,7 +51,9 @@ impl Default for LedgerSettings {
 #[derive(Debug, Clone)]
 struct Slot {
     winner: Arc<Report>,
-    seen: Vec<Box<str>>,
+    /// The `report_id`s seen other than the winner's (most slots have none, and then no
+    /// allocation).
+    others: Vec<Box<str>>,
     /// The earliest submission of any revision: a correction does not make a report late.
     first_submitted: DateTime<FixedOffset>,
 }
@@ -217,7 +219,7 @@ impl Ledger {
         let s = self.institutions.get(institution_id)?.periods.get(&period)?;
         Some(SlotState {
             winner: s.winner.clone(),
-            seen: s.seen.iter().map(|x| x.to_string()).collect(),
+            seen: s.others.iter().map(|x| x.to_string()).chain([s.winner.report_id.clone()]).collect(),
             first_submitted: s.first_submitted,
         })
     }
@@ -237,8 +239,8 @@ impl Ledger {
             periods: BTreeMap::new(),
         });
         self.by_sector_period.entry((report.sector, report.period)).or_default().insert(key, report.clone());
-        let seen = state.seen.into_iter().map(String::into_boxed_str).collect();
-        rec.periods.insert(report.period, Slot { winner: report, seen, first_submitted: state.first_submitted });
+        let others = state.seen.into_iter().filter(|id| *id != report.report_id).map(String::into_boxed_str).collect();
+        rec.periods.insert(report.period, Slot { winner: report, others, first_submitted: state.first_submitted });
     }
 
     /// The latest `submitted_at` seen (what the watermark trails).
@@ -359,28 +361,28 @@ fn apply_to(
     dirty.push((key.clone(), period));
     let outcome = match rec.periods.get_mut(&period) {
         None => {
-            let seen = vec![report.report_id.clone().into_boxed_str()];
             let first_submitted = report.submitted_at;
             let winner = Arc::new(report);
             by_sector_period.entry((sector, period)).or_default().insert(key.clone(), winner.clone());
-            rec.periods.insert(period, Slot { winner, seen, first_submitted });
+            rec.periods.insert(period, Slot { winner, others: Vec::new(), first_submitted });
             Outcome::New
         }
         Some(slot) => {
             slot.first_submitted = slot.first_submitted.min(report.submitted_at);
-            if slot.seen.iter().any(|s| **s == *report.report_id) {
+            if slot.winner.report_id == report.report_id || slot.others.iter().any(|s| **s == *report.report_id) {
                 return (Outcome::Duplicate, None);
             }
-            slot.seen.push(report.report_id.clone().into_boxed_str());
             let current = slot.winner.revision;
             if report.revision <= current {
+                slot.others.push(report.report_id.clone().into_boxed_str());
                 let why = format!(
                     "revision {} of {} {} is not above the accepted revision {}",
                     report.revision, report.institution_id, period, current
                 );
                 return (Outcome::Rejected(Rejection::new(Reason::StaleRevision, why)), None);
             }
-            slot.winner = Arc::new(report);
+            let previous = std::mem::replace(&mut slot.winner, Arc::new(report));
+            slot.others.push(previous.report_id.as_str().into());
             by_sector_period.entry((sector, period)).or_default().insert(key.clone(), slot.winner.clone());
             Outcome::Replaced { previous_revision: current }
         }

@@ -29,9 +29,19 @@ fn dedupe_and_revisions() {
     assert_eq!(l.apply(r1), Outcome::Duplicate);
     let mut r2b = report("A", "2020-01", 2, 9.0, "2020-02-13T10:00:00+08:00");
     r2b.report_id = "A/2020-01/r2-resent-differently".into();
-    assert!(matches!(l.apply(r2b), Outcome::Rejected(Rejection { reason: Reason::StaleRevision, .. })));
+    assert!(matches!(l.apply(r2b.clone()), Outcome::Rejected(Rejection { reason: Reason::StaleRevision, .. })));
     assert_eq!(l.report("A", "2020-01".parse().unwrap()).unwrap().metrics.value(Metric::NplBalance), 7.0);
     assert_eq!(l.counts(), LedgerCounts { new: 1, replaced: 1, duplicates: 2, rejected: 1 });
+    // Every id seen is kept (the winner's with it) and restored: each is a duplicate after.
+    let slot = l.slot("A", "2020-01".parse().unwrap()).unwrap();
+    let mut seen = slot.seen.clone();
+    seen.sort();
+    assert_eq!(seen, ["A/2020-01/r1", "A/2020-01/r2", "A/2020-01/r2-resent-differently"]);
+    let mut back = Ledger::new(LedgerSettings::default());
+    back.restore_slot(slot);
+    for r in [report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00"), r2, r2b] {
+        assert_eq!(back.apply(r), Outcome::Duplicate);
+    }
 }
 
 #[test]
