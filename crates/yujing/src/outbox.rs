@@ -102,16 +102,18 @@ enum Work {
     Wake,
 }
 
-/// The running publisher task. Dropping it without [`shutdown`](Self::shutdown) stops the
-/// task when it next looks for work; what it had not delivered stays in the store.
+/// The running publisher, on a thread of its own: the pipeline's batches run on the
+/// service's runtime between awaits, and a task woken there could wait behind a whole batch
+/// before delivering the alerts that batch committed. Dropping the handle without
+/// [`shutdown`](Self::shutdown) stops the publisher when it next looks for work; what it had
+/// not delivered stays in the store.
 pub struct PublisherHandle {
     tx: mpsc::UnboundedSender<Work>,
-    task: tokio::task::JoinHandle<PublishCounters>,
+    done: tokio::sync::oneshot::Receiver<PublishCounters>,
 }
 
 impl PublisherHandle {
-    /// Starts the publisher on its own connection to the store at `store_path`. Call inside
-    /// a tokio runtime.
+    /// Starts the publisher on its own thread and connection to the store at `store_path`.
     pub fn spawn(
         kafka: &KafkaConfig,
         store_path: &Path,
@@ -123,8 +125,19 @@ impl PublisherHandle {
         publisher.metrics = metrics;
         publisher.origin = store.origin()?.into_bytes();
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(publisher.run(store, sink, rx));
-        Ok(PublisherHandle { tx, task })
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the publisher's runtime")?;
+        std::thread::Builder::new()
+            .name("publisher".into())
+            .spawn(move || {
+                let counters = runtime.block_on(publisher.run(store, sink, rx));
+                let _ = done_tx.send(counters);
+            })
+            .context("starting the publisher's thread")?;
+        Ok(PublisherHandle { tx, done })
     }
 
     /// Hands over district score records to publish.
@@ -142,16 +155,15 @@ impl PublisherHandle {
     /// Delivers what it can within `within`, then stops; returns the counts (none if the
     /// time ran out: what was not delivered stays in the store for the next start).
     pub async fn shutdown(self, within: Duration) -> Option<PublishCounters> {
-        let PublisherHandle { tx, mut task } = self;
+        let PublisherHandle { tx, done } = self;
         drop(tx);
-        match tokio::time::timeout(within, &mut task).await {
+        match tokio::time::timeout(within, done).await {
             Ok(Ok(counters)) => Some(counters),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "the publisher task failed");
+            Ok(Err(_)) => {
+                tracing::error!("the publisher stopped without its counts");
                 None
             }
             Err(_) => {
-                task.abort();
                 tracing::warn!(?within, "publisher stopped with deliveries pending; they go out on the next start");
                 None
             }
