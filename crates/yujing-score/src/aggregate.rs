@@ -124,8 +124,11 @@ pub fn aggregate(config: &ScoreConfig, rows: &[(&InstitutionScore, &Report)]) ->
     Ok(out)
 }
 
+/// The finest group: period, district code and sector.
+type GroupKey = (Period, u32, Sector);
+
 /// The sums of each (period, district, sector) group polars computed.
-fn read_groups(g: &DataFrame) -> Result<Vec<((Period, u32, Sector), Sums)>> {
+fn read_groups(g: &DataFrame) -> Result<Vec<(GroupKey, Sums)>> {
     let period = g.column("period")?.i32()?;
     let district = g.column("district")?.u32()?;
     let sector = g.column("sector")?.u32()?;

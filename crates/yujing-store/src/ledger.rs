@@ -125,6 +125,9 @@ pub struct LedgerCounts {
     pub rejected: u64,
 }
 
+/// The winning reports of each sector-period, by institution.
+type BySectorPeriod = HashMap<(Sector, Period), BTreeMap<Arc<str>, Arc<Report>>>;
+
 /// The in-memory ledger. Every method is deterministic; the final state depends only on the
 /// set of reports applied, not on their order, except which of two equal revisions wins.
 #[derive(Debug, Default)]
@@ -133,7 +136,7 @@ pub struct Ledger {
     institutions: BTreeMap<Arc<str>, InstitutionRecord>,
     /// The winning reports of each sector-period by institution (the same reports as the
     /// records', shared): scoring reads whole sector-periods.
-    by_sector_period: HashMap<(Sector, Period), BTreeMap<Arc<str>, Arc<Report>>>,
+    by_sector_period: BySectorPeriod,
     max_submitted: Option<DateTime<FixedOffset>>,
     counts: LedgerCounts,
     /// The slots touched since the last [`Ledger::take_dirty`], with repeats (a push is
@@ -348,7 +351,7 @@ impl Ledger {
 /// list alongside).
 fn apply_to(
     rec: &mut InstitutionRecord,
-    by_sector_period: &mut HashMap<(Sector, Period), BTreeMap<Arc<str>, Arc<Report>>>,
+    by_sector_period: &mut BySectorPeriod,
     dirty: &mut Vec<(Arc<str>, Period)>,
     report: Report,
 ) -> (Outcome, Option<Arc<str>>) {

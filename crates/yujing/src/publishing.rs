@@ -72,7 +72,7 @@ impl Publisher {
     pub fn publish_now(&self, parts: SnapshotParts, peers: Option<&PeerView>, grades: &GradeCutoffs) {
         self.wait();
         let epoch = self.lock().epoch;
-        let job = Job { parts, peers: peers.cloned(), grades: grades.clone(), epoch, started: Instant::now() };
+        let job = Job { parts, peers: peers.cloned(), grades: *grades, epoch, started: Instant::now() };
         build(&self.snapshots, &self.metrics, &self.state, job);
     }
 
@@ -84,7 +84,7 @@ impl Publisher {
             s.dropped = false;
             s.epoch
         };
-        let job = Job { parts, peers: peers.cloned(), grades: grades.clone(), epoch, started: Instant::now() };
+        let job = Job { parts, peers: peers.cloned(), grades: *grades, epoch, started: Instant::now() };
         let job = match &self.jobs {
             Some(tx) => match tx.send(job) {
                 Ok(()) => return,
