@@ -638,10 +638,9 @@ mod tests {
         vec![Input { bytes: b"not json".to_vec(), position: Position::line("t", n), truncated_from: None }]
     }
 
-    #[test]
-    fn a_forwarded_action_is_applied_once_by_the_instance_holding_the_alert() {
-        let config = Config::load(None).unwrap();
-        let mut engine = Engine::new(&config, RulePack::default_pack());
+    /// An engine that has processed the sample's first 1,500 reports (it has open alerts).
+    fn sample_engine(config: &Config) -> Engine {
+        let mut engine = Engine::new(config, RulePack::default_pack());
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/sample/reports-2020.jsonl");
         let lines: Vec<Input> = std::fs::read_to_string(path)
             .unwrap()
@@ -651,6 +650,13 @@ mod tests {
             .map(|(i, l)| Input { bytes: l.into(), position: Position::line("t", i as u64 + 1), truncated_from: None })
             .collect();
         engine.process(&lines).unwrap();
+        engine
+    }
+
+    #[test]
+    fn a_forwarded_action_is_applied_once_by_the_instance_holding_the_alert() {
+        let config = Config::load(None).unwrap();
+        let mut engine = sample_engine(&config);
         let (mut api, snapshots, _tx) =
             link(&config, Arc::new(Metrics::new().unwrap()), Arc::new(AtomicBool::new(true)));
         let open = engine.alerts().find(|a| a.state == yujing_model::AlertState::Open).unwrap().clone();
@@ -706,16 +712,7 @@ mod tests {
     #[test]
     fn an_action_published_while_a_snapshot_is_built_is_not_undone_by_it() {
         let config = Config::load(None).unwrap();
-        let mut engine = Engine::new(&config, RulePack::default_pack());
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/sample/reports-2020.jsonl");
-        let lines: Vec<Input> = std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .take(1500)
-            .enumerate()
-            .map(|(i, l)| Input { bytes: l.into(), position: Position::line("t", i as u64 + 1), truncated_from: None })
-            .collect();
-        engine.process(&lines).unwrap();
+        let mut engine = sample_engine(&config);
         let (mut api, snapshots, _tx) =
             link(&config, Arc::new(Metrics::new().unwrap()), Arc::new(AtomicBool::new(true)));
         let peers = PeerView::from_state(crate::peers::PeerState::default());
