@@ -47,20 +47,18 @@ pub struct Publisher {
     snapshots: SnapshotHandle,
     metrics: Arc<Metrics>,
     state: Arc<Mutex<Published>>,
-    /// The builder thread's queue, started with the first build handed over.
+    /// The builder thread's queue (none if the thread could not start: then builds run
+    /// on the caller's thread).
     jobs: Option<Sender<Job>>,
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("epoch", &self.epoch).finish_non_exhaustive()
-    }
-}
-
 impl Publisher {
-    /// A publisher to `snapshots`, refreshing the state gauges of `metrics`.
+    /// A publisher to `snapshots`, refreshing the state gauges of `metrics`; starts its
+    /// builder thread.
     pub fn new(snapshots: SnapshotHandle, metrics: Arc<Metrics>) -> Publisher {
-        Publisher { snapshots, metrics, state: Arc::default(), jobs: None }
+        let mut publisher = Publisher { snapshots, metrics, state: Arc::default(), jobs: None };
+        publisher.jobs = publisher.spawn();
+        publisher
     }
 
     /// The shared state, locked. Publishing a snapshot holds it.
@@ -77,7 +75,7 @@ impl Publisher {
     }
 
     /// Hands a build to the builder thread. Returns at once.
-    pub fn publish_later(&mut self, parts: SnapshotParts, peers: Option<&PeerView>, grades: &GradeCutoffs) {
+    pub fn publish_later(&self, parts: SnapshotParts, peers: Option<&PeerView>, grades: &GradeCutoffs) {
         let epoch = {
             let mut s = self.lock();
             s.building = true;
@@ -85,21 +83,12 @@ impl Publisher {
             s.epoch
         };
         let job = Job { parts, peers: peers.cloned(), grades: *grades, epoch, started: Instant::now() };
-        let job = match &self.jobs {
-            Some(tx) => match tx.send(job) {
-                Ok(()) => return,
-                Err(e) => e.0,
-            },
-            None => job,
-        };
-        match self.spawn() {
+        match &self.jobs {
             Some(tx) => {
                 if let Err(e) = tx.send(job) {
                     build(&self.snapshots, &self.metrics, &self.state, e.0);
                 }
-                self.jobs = Some(tx);
             }
-            // No thread: build here.
             None => build(&self.snapshots, &self.metrics, &self.state, job),
         }
     }
