@@ -194,8 +194,8 @@ impl Ledger {
     }
 
     /// Applies a validated report, as [`Ledger::apply`]; also returns the ledger's shared id
-    /// of its institution when it was accepted (cloning it is a pointer copy).
-    pub fn apply_keyed(&mut self, report: Report) -> (Outcome, Option<Arc<str>>) {
+    /// of its institution (cloning it is a pointer copy).
+    pub fn apply_keyed(&mut self, report: Report) -> (Outcome, Arc<str>) {
         self.observe(report.submitted_at);
         let (outcome, key) = self.apply_inner(report);
         match &outcome {
@@ -204,8 +204,7 @@ impl Ledger {
             Outcome::Duplicate => self.counts.duplicates += 1,
             Outcome::Rejected(_) => self.counts.rejected += 1,
         }
-        let changed = outcome.changed();
-        (outcome, key.filter(|_| changed))
+        (outcome, key)
     }
 
     /// The institution-periods whose state changed since the last call (any applied,
@@ -251,7 +250,7 @@ impl Ledger {
         self.max_submitted
     }
 
-    fn apply_inner(&mut self, report: Report) -> (Outcome, Option<Arc<str>>) {
+    fn apply_inner(&mut self, report: Report) -> (Outcome, Arc<str>) {
         // One descent of the id tree for an institution already known.
         if let Some(rec) = self.institutions.get_mut(report.institution_id.as_str()) {
             return apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report);
@@ -354,11 +353,11 @@ fn apply_to(
     by_sector_period: &mut BySectorPeriod,
     dirty: &mut Vec<(Arc<str>, Period)>,
     report: Report,
-) -> (Outcome, Option<Arc<str>>) {
+) -> (Outcome, Arc<str>) {
     let key = rec.institution_id.clone();
     if rec.sector != report.sector {
         let why = format!("institution {} reports as {}, not {}", key, rec.sector, report.sector);
-        return (Outcome::Rejected(Rejection::new(Reason::Inconsistent, why)), None);
+        return (Outcome::Rejected(Rejection::new(Reason::Inconsistent, why)), key);
     }
     let (period, sector) = (report.period, report.sector);
     dirty.push((key.clone(), period));
@@ -373,7 +372,7 @@ fn apply_to(
         Some(slot) => {
             slot.first_submitted = slot.first_submitted.min(report.submitted_at);
             if slot.winner.report_id == report.report_id || slot.others.iter().any(|s| **s == *report.report_id) {
-                return (Outcome::Duplicate, None);
+                return (Outcome::Duplicate, key);
             }
             let current = slot.winner.revision;
             if report.revision <= current {
@@ -382,7 +381,7 @@ fn apply_to(
                     "revision {} of {} {} is not above the accepted revision {}",
                     report.revision, report.institution_id, period, current
                 );
-                return (Outcome::Rejected(Rejection::new(Reason::StaleRevision, why)), None);
+                return (Outcome::Rejected(Rejection::new(Reason::StaleRevision, why)), key);
             }
             let previous = std::mem::replace(&mut slot.winner, Arc::new(report));
             slot.others.push(previous.report_id.as_str().into());
@@ -390,7 +389,7 @@ fn apply_to(
             Outcome::Replaced { previous_revision: current }
         }
     };
-    (outcome, Some(key))
+    (outcome, key)
 }
 
 #[cfg(test)]

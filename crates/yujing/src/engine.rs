@@ -214,7 +214,7 @@ impl Engine {
             };
             let (sector, period) = (report.sector, report.period);
             match self.ledger.apply_keyed(report) {
-                (Outcome::New | Outcome::Replaced { .. }, Some(inst)) => {
+                (Outcome::New | Outcome::Replaced { .. }, inst) => {
                     self.stats.accepted += 1;
                     *self.stats.accepted_by_sector.entry(sector).or_default() += 1;
                     if let Some(insts) =
@@ -225,7 +225,6 @@ impl Engine {
                     note_change(&mut self.pending_from, &inst, period);
                     self.pending_entities.insert(inst);
                 }
-                (Outcome::New | Outcome::Replaced { .. }, None) => self.stats.accepted += 1,
                 (Outcome::Duplicate, _) => self.stats.duplicates += 1,
                 (Outcome::Rejected(rej), _) => {
                     *self.stats.rejected.entry(rej.reason).or_default() += 1;
