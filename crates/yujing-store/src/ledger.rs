@@ -260,6 +260,7 @@ impl Ledger {
         let rec = self.institutions.entry(key).or_insert(rec);
         apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report)
     }
+
     /// An institution's record.
     pub fn institution(&self, id: &str) -> Option<&InstitutionRecord> {
         self.institutions.get(id)
