@@ -12,7 +12,7 @@ use yujing::engine::Engine;
 use yujing::replay::load_rules;
 use yujing_bench::{inputs, next_batch_lines, report_lines};
 use yujing_model::Alert;
-use yujing_store::{AuditRecord, BatchWrite, Checkpoint, StoreConfig};
+use yujing_store::{BatchWrite, Checkpoint, StoreConfig};
 
 const BATCH: usize = 4096;
 const INSTITUTIONS: usize = 5_000;
@@ -40,20 +40,10 @@ fn bench_store(c: &mut Criterion) {
         .map(|r| engine.ledger().slot(&r.institution_id, r.period).expect("held slot"))
         .collect();
     slots.extend(extra);
-    let alerts: Vec<Alert> = engine.take_touched_alerts();
+    let touched = engine.take_touched_alerts();
+    let alerts: Vec<&Alert> = touched.iter().filter_map(|id| engine.book().get(id)).collect();
     let now = Utc::now().fixed_offset();
-    let audit: Vec<AuditRecord> = out
-        .transitions
-        .iter()
-        .map(|t| AuditRecord {
-            seq: 0,
-            recorded_at: now,
-            actor: t.by.clone(),
-            kind: "opened".into(),
-            alert_id: t.alert.id.clone(),
-            record: serde_json::to_string(t).expect("transition JSON"),
-        })
-        .collect();
+    let audit: Vec<_> = out.transitions.iter().map(|t| (now, t)).collect();
     let checkpoints = |offset: i64| {
         (0..4).map(|p| Checkpoint { source: "kafka:bench".into(), partition: p, next_offset: offset }).collect()
     };
@@ -74,7 +64,7 @@ fn bench_store(c: &mut Criterion) {
             let write = BatchWrite {
                 slots: slots.clone(),
                 max_submitted: engine.ledger().max_submitted(),
-                alerts: alerts.iter().collect(),
+                alerts: alerts.clone(),
                 actions: Vec::new(),
                 audit: audit.clone(),
                 checkpoints: checkpoints(offset),

@@ -11,6 +11,7 @@ use crate::{Error, Result};
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use yujing_model::{Alert, AlertState, EntityKind, Period, SectorScope, Severity, Transition, TransitionKind};
 
 /// Who the engine's own transitions are `by`.
@@ -69,36 +70,38 @@ impl ActionKind {
     }
 }
 
-/// One alert in the book.
+/// One alert in the book. Both forms are shared: the API's snapshots and the transitions
+/// hold the same allocation, not copies.
 #[derive(Debug, Clone)]
 struct Entry {
     /// As the engine derived it last (state open, auto-resolved or superseded).
-    derived: Alert,
+    derived: Arc<Alert>,
     /// As published, when people's actions make it differ from `derived`: `derived` with
     /// them laid over it. Most alerts are never acted on and are held once.
-    overlaid: Option<Alert>,
+    overlaid: Option<Arc<Alert>>,
 }
 
 impl Entry {
     fn new(derived: Alert, view: Alert) -> Entry {
-        let overlaid = (view != derived).then_some(view);
+        let derived = Arc::new(derived);
+        let overlaid = (view != *derived).then(|| Arc::new(view));
         Entry { derived, overlaid }
     }
 
     /// The alert as published.
-    fn view(&self) -> &Alert {
+    fn view(&self) -> &Arc<Alert> {
         self.overlaid.as_ref().unwrap_or(&self.derived)
     }
 
     fn set_view(&mut self, view: Alert) {
-        self.overlaid = (view != self.derived).then_some(view);
+        self.overlaid = (view != *self.derived).then(|| Arc::new(view));
     }
 }
 
 type EntityKey = (EntityKind, String, SectorScope);
 
 /// An alert's engine transitions in one reconcile, each with the alert after it.
-type Changes = Vec<(TransitionKind, Alert)>;
+type Changes = Vec<(TransitionKind, Arc<Alert>)>;
 
 /// The published alerts and people's actions on them.
 #[derive(Debug, Clone, Default)]
@@ -209,7 +212,7 @@ impl AlertBook {
             if entry.derived.state == AlertState::Superseded || after.is_some_and(|a| entry.derived.period <= a) {
                 continue;
             }
-            entry.derived.state = AlertState::Superseded;
+            Arc::make_mut(&mut entry.derived).state = AlertState::Superseded;
             entry.set_view(overlay(&entry.derived, self.actions.get(id)));
             self.changed.insert(id.clone());
             let view = entry.view();
@@ -217,15 +220,16 @@ impl AlertBook {
         }
         for (id, derived) in fresh {
             let view = overlay(&derived, self.actions.get(&id));
-            let previous = self.entries.get(&id).map(Entry::view);
+            let previous = self.entries.get(&id).map(|e| &**e.view());
             if previous != Some(&view) {
                 self.changed.insert(id.clone());
             }
-            let changes = engine_changes(previous, &view);
+            let entry = Entry::new(derived, view);
+            let changes = engine_changes(previous, entry.view());
             if !changes.is_empty() {
-                staged.push((view.period, id.clone(), changes));
+                staged.push((entry.view().period, id.clone(), changes));
             }
-            self.put(Entry::new(derived, view));
+            self.put(entry);
         }
         staged.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let transitions: Vec<Transition> = staged
@@ -287,7 +291,7 @@ impl AlertBook {
             kind,
         });
         entry.set_view(overlay(&entry.derived, Some(list)));
-        Ok(Transition { kind: transition, by: by.trim().to_owned(), alert: entry.view().clone() })
+        Ok(Transition { kind: transition, by: by.trim().to_owned(), alert: Arc::clone(entry.view()) })
     }
 
     /// Whether an alert of the entity (not superseded) took its evidence from the point of
@@ -304,11 +308,16 @@ impl AlertBook {
 
     /// An alert by id, as published, superseded ones included.
     pub fn get(&self, id: &str) -> Option<&Alert> {
-        self.entries.get(id).map(Entry::view)
+        self.entries.get(id).map(|e| &**e.view())
     }
 
     /// Every alert except superseded ones, ordered by (opening period, id).
     pub fn current(&self) -> impl Iterator<Item = &Alert> {
+        self.current_shared().map(|a| &**a)
+    }
+
+    /// [`current`](AlertBook::current), each alert shared: cloning one is a pointer copy.
+    pub fn current_shared(&self) -> impl Iterator<Item = &Arc<Alert>> {
         self.order
             .iter()
             .filter_map(|(_, id)| self.entries.get(id))
@@ -318,7 +327,7 @@ impl AlertBook {
 
     /// Every alert, superseded ones included, ordered by (opening period, id).
     pub fn all(&self) -> impl Iterator<Item = &Alert> {
-        self.order.iter().filter_map(|(_, id)| self.entries.get(id)).map(Entry::view)
+        self.order.iter().filter_map(|(_, id)| self.entries.get(id)).map(|e| &**e.view())
     }
 
     /// The number of alerts in the book, superseded ones included.
@@ -407,35 +416,35 @@ fn overlay(derived: &Alert, actions: Option<&Vec<Action>>) -> Alert {
 
 /// The alert as it was just before it resolved, for the transition that precedes the
 /// resolving one.
-fn still_active(view: &Alert, state: AlertState) -> Alert {
+fn still_active(view: &Alert, state: AlertState) -> Arc<Alert> {
     let mut a = view.clone();
     a.state = state;
     a.resolved_at = None;
     a.note = None;
-    a
+    Arc::new(a)
 }
 
 /// The engine's transitions from the published `prev` to the new published `new`.
-fn engine_changes(prev: Option<&Alert>, new: &Alert) -> Changes {
+fn engine_changes(prev: Option<&Alert>, new: &Arc<Alert>) -> Changes {
     use AlertState::*;
     use TransitionKind as T;
     let prev = prev.filter(|p| p.state != Superseded);
     let Some(prev) = prev else {
         return if new.state == AutoResolved {
-            vec![(T::Opened, still_active(new, Open)), (T::AutoResolved, new.clone())]
+            vec![(T::Opened, still_active(new, Open)), (T::AutoResolved, Arc::clone(new))]
         } else {
-            vec![(T::Opened, new.clone())]
+            vec![(T::Opened, Arc::clone(new))]
         };
     };
     let rose = new.severity > prev.severity;
     let was_active = prev.state.is_active();
     match new.state {
-        Open | Acknowledged if prev.state == AutoResolved => vec![(T::Opened, new.clone())],
-        Open | Acknowledged if prev.state == Resolved && !rose => vec![(T::Opened, new.clone())],
-        Open | Acknowledged if rose => vec![(T::Escalated, new.clone())],
+        Open | Acknowledged if prev.state == AutoResolved => vec![(T::Opened, Arc::clone(new))],
+        Open | Acknowledged if prev.state == Resolved && !rose => vec![(T::Opened, Arc::clone(new))],
+        Open | Acknowledged if rose => vec![(T::Escalated, Arc::clone(new))],
         AutoResolved if prev.state == AutoResolved => {
             if rose {
-                vec![(T::Escalated, new.clone())]
+                vec![(T::Escalated, Arc::clone(new))]
             } else {
                 vec![]
             }
@@ -446,7 +455,7 @@ fn engine_changes(prev: Option<&Alert>, new: &Alert) -> Changes {
             if rose {
                 out.push((T::Escalated, still_active(new, before)));
             }
-            out.push((T::AutoResolved, new.clone()));
+            out.push((T::AutoResolved, Arc::clone(new)));
             out
         }
         _ => vec![],

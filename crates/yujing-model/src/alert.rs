@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// The response mechanism an alert sets in motion, as the 2021-2025 plan names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -297,6 +298,32 @@ pub enum TransitionKind {
     Resolved,
 }
 
+impl TransitionKind {
+    /// Every kind.
+    pub const ALL: [TransitionKind; 7] = [
+        TransitionKind::Opened,
+        TransitionKind::Escalated,
+        TransitionKind::AutoResolved,
+        TransitionKind::Superseded,
+        TransitionKind::Acknowledged,
+        TransitionKind::Assigned,
+        TransitionKind::Resolved,
+    ];
+
+    /// Its name on the wire (`opened`, `auto-resolved`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionKind::Opened => "opened",
+            TransitionKind::Escalated => "escalated",
+            TransitionKind::AutoResolved => "auto-resolved",
+            TransitionKind::Superseded => "superseded",
+            TransitionKind::Acknowledged => "acknowledged",
+            TransitionKind::Assigned => "assigned",
+            TransitionKind::Resolved => "resolved",
+        }
+    }
+}
+
 /// One change to an alert, as published on `yujing.alerts` and written to the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
@@ -304,6 +331,18 @@ pub struct Transition {
     pub kind: TransitionKind,
     /// Who did it: `yujing` for the engine, else the person.
     pub by: String,
-    /// The alert after the change.
-    pub alert: Alert,
+    /// The alert after the change (shared with the alert book that made it).
+    pub alert: Arc<Alert>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_kinds_are_named_as_serde_names_them() {
+        for k in TransitionKind::ALL {
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{}\"", k.as_str()));
+        }
+    }
 }

@@ -117,8 +117,8 @@ pub struct SnapshotParts {
     pub institutions: Vec<InstitutionView>,
     /// Every aggregate (district, region, city; every sector scope and period).
     pub aggregates: Vec<AggregateScore>,
-    /// The current alerts (superseded ones left out).
-    pub alerts: Vec<Alert>,
+    /// The current alerts (superseded ones left out), shared with the alert book.
+    pub alerts: Vec<Arc<Alert>>,
     /// People's actions, oldest first.
     pub audit: Vec<AuditEntry>,
     /// The scoring cutoffs, to explain sub-scores.
@@ -153,13 +153,13 @@ pub enum Source {
 /// The alerts of a snapshot, with an index by id.
 #[derive(Debug, Default)]
 struct Alerts {
-    list: Vec<Alert>,
+    list: Vec<Arc<Alert>>,
     by_id: HashMap<String, usize>,
     from_peers: HashSet<String>,
 }
 
 impl Alerts {
-    fn new(list: Vec<Alert>, from_peers: HashSet<String>) -> Alerts {
+    fn new(list: Vec<Arc<Alert>>, from_peers: HashSet<String>) -> Alerts {
         let by_id = list.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
         Alerts { list, by_id, from_peers }
     }
@@ -224,7 +224,7 @@ impl Snapshot {
 
     /// A copy with one alert replaced (or added) and an audit entry appended: what an
     /// action changes. The scores are shared, not copied. The alert is this instance's own.
-    pub fn with_action(&self, alert: Alert, entry: Option<AuditEntry>) -> Snapshot {
+    pub fn with_action(&self, alert: Arc<Alert>, entry: Option<AuditEntry>) -> Snapshot {
         let mut list = self.alerts.list.clone();
         let mut from_peers = self.alerts.from_peers.clone();
         from_peers.remove(&alert.id);
@@ -332,13 +332,13 @@ impl Snapshot {
     }
 
     /// The current alerts.
-    pub fn alerts(&self) -> &[Alert] {
-        &self.alerts.list
+    pub fn alerts(&self) -> impl ExactSizeIterator<Item = &Alert> + '_ {
+        self.alerts.list.iter().map(|a| &**a)
     }
 
     /// An alert by id.
     pub fn alert(&self, id: &str) -> Option<&Alert> {
-        self.alerts.by_id.get(id).map(|&i| &self.alerts.list[i])
+        self.alerts.by_id.get(id).map(|&i| &*self.alerts.list[i])
     }
 
     /// Open and acknowledged alerts by severity, of the alerts `keep` accepts.

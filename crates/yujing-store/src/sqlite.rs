@@ -13,7 +13,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use yujing_model::{Alert, DecodeLimits, Period, decode};
+use yujing_model::{Alert, DecodeLimits, Period, Transition, decode};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -149,8 +149,10 @@ pub struct BatchWrite<'a> {
     pub alerts: Vec<&'a Alert>,
     /// People's actions to append: (alert id, action JSON).
     pub actions: Vec<(String, String)>,
-    /// Audit records to append (their `seq` is ignored).
-    pub audit: Vec<AuditRecord>,
+    /// Transitions to append to the audit log (the outbox), each with when it was
+    /// recorded (wall clock). Each is serialized as its row is written, so a batch of many
+    /// never holds all their JSON at once.
+    pub audit: Vec<(DateTime<FixedOffset>, &'a Transition)>,
     /// Source positions to record.
     pub checkpoints: Vec<Checkpoint>,
     /// Dead letters to keep until they are delivered (their `seq` is ignored).
@@ -276,10 +278,9 @@ impl Store {
                     "INSERT INTO audit (recorded_at, actor, kind, alert_id, record) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(e)?;
-            for a in &batch.audit {
-                put_audit
-                    .execute(params![a.recorded_at.to_rfc3339(), a.actor, a.kind, a.alert_id, a.record])
-                    .map_err(e)?;
+            for (at, t) in &batch.audit {
+                let json = serde_json::to_string(t).map_err(|x| Error::Json(x.to_string()))?;
+                put_audit.execute(params![at.to_rfc3339(), t.by, t.kind.as_str(), t.alert.id, json]).map_err(e)?;
             }
             let mut put_cp = tx
                 .prepare_cached(

@@ -23,7 +23,7 @@ pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 /// A running Alertmanager feed.
 #[derive(Debug)]
 pub struct AlertmanagerFeed {
-    tx: mpsc::UnboundedSender<Vec<Alert>>,
+    tx: mpsc::UnboundedSender<Vec<Arc<Alert>>>,
     counters: Arc<PushCounters>,
     task: JoinHandle<()>,
 }
@@ -66,7 +66,7 @@ impl AlertmanagerFeed {
         if transitions.is_empty() {
             return;
         }
-        let alerts = transitions.iter().map(|t| t.alert.clone()).collect();
+        let alerts = transitions.iter().map(|t| Arc::clone(&t.alert)).collect();
         if self.tx.send(alerts).is_err() {
             tracing::error!(transitions = transitions.len(), "alertmanager feed has stopped; alerts not handed over");
         }
@@ -78,7 +78,7 @@ impl AlertmanagerFeed {
             return;
         }
         let n = alerts.len();
-        if self.tx.send(alerts).is_err() {
+        if self.tx.send(alerts.into_iter().map(Arc::new).collect()).is_err() {
             tracing::error!(alerts = n, "alertmanager feed has stopped; alerts not handed over");
         }
     }
@@ -106,7 +106,7 @@ impl AlertmanagerFeed {
     }
 }
 
-async fn feed(mut sink: AlertmanagerSink, mut rx: mpsc::UnboundedReceiver<Vec<Alert>>, every: Duration) {
+async fn feed(mut sink: AlertmanagerSink, mut rx: mpsc::UnboundedReceiver<Vec<Arc<Alert>>>, every: Duration) {
     let mut timer = tokio::time::interval(every);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -227,7 +227,7 @@ mod tests {
         resolved.state = yujing_model::AlertState::AutoResolved;
         resolved.resolved_at = Some(open.updated_at);
         let kind = yujing_model::TransitionKind::AutoResolved;
-        feed.send(&[Transition { kind, by: yujing_alert::ENGINE.into(), alert: resolved }]);
+        feed.send(&[Transition { kind, by: yujing_alert::ENGINE.into(), alert: Arc::new(resolved) }]);
         let second = next(&mut rx).await;
         assert_eq!(second[0]["annotations"]["state"], "auto-resolved");
         assert!(second[0]["endsAt"].is_string());

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use yujing_alert::{Action, RulePack};
 use yujing_model::Transition;
-use yujing_store::{AuditRecord, BatchWrite, Checkpoint, Store, StoredDeadLetter};
+use yujing_store::{BatchWrite, Checkpoint, Store, StoredDeadLetter};
 
 /// Rebuilds the engine from a store. Returns the transitions that differ from what was
 /// published (normally none), already persisted to the audit outbox.
@@ -53,27 +53,14 @@ pub fn persist_with_dead_letters(
     dead_letters: Vec<StoredDeadLetter>,
 ) -> Result<()> {
     let slots = engine.take_dirty_slots();
-    let alerts = engine.take_touched_alerts();
+    let touched = engine.take_touched_alerts();
     let now = Utc::now().fixed_offset();
-    let audit = transitions
-        .iter()
-        .map(|t| {
-            Ok(AuditRecord {
-                seq: 0,
-                recorded_at: now,
-                actor: t.by.clone(),
-                kind: serde_json::to_value(t.kind)?.as_str().unwrap_or_default().to_string(),
-                alert_id: t.alert.id.clone(),
-                record: serde_json::to_string(t)?,
-            })
-        })
-        .collect::<Result<Vec<_>, serde_json::Error>>()?;
     let write = BatchWrite {
         slots,
         max_submitted: engine.ledger().max_submitted(),
-        alerts: alerts.iter().collect(),
+        alerts: touched.iter().filter_map(|id| engine.book().get(id)).collect(),
         actions: Vec::new(),
-        audit,
+        audit: transitions.iter().map(|t| (now, t)).collect(),
         checkpoints,
         dead_letters,
     };

@@ -367,11 +367,11 @@ impl Engine {
         self.ledger.take_dirty()
     }
 
-    /// The alerts whose published view changed since the last call, for the store (only
-    /// those: re-deriving a history mostly gives back what the store already holds).
-    pub fn take_touched_alerts(&mut self) -> Vec<Alert> {
-        let ids = self.book.take_changed();
-        ids.iter().filter_map(|id| self.book.get(id).cloned()).collect()
+    /// The ids of the alerts whose published view changed since the last call, for the
+    /// store to write (only those: re-deriving a history mostly gives back what the store
+    /// already holds). Read them from [`Engine::book`].
+    pub fn take_touched_alerts(&mut self) -> BTreeSet<String> {
+        self.book.take_changed()
     }
 
     /// Re-scores the changed sector-periods and the period after each; returns the
@@ -637,6 +637,16 @@ impl Engine {
     /// The current alerts (all but superseded), ordered by opening period and id.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> + '_ {
         self.book.current()
+    }
+
+    /// [`Engine::alerts`], each shared with the alert book: cloning one is a pointer copy.
+    pub fn shared_alerts(&self) -> impl Iterator<Item = &Arc<Alert>> + '_ {
+        self.book.current_shared()
+    }
+
+    /// The alert book.
+    pub fn book(&self) -> &AlertBook {
+        &self.book
     }
 
     /// The alert book, for people's actions.

@@ -338,7 +338,7 @@ impl Metrics {
     /// and district and city scores of the snapshot's default period.
     pub fn refresh(&self, snap: &Snapshot) {
         let mut open = std::collections::BTreeMap::new();
-        for a in snap.alerts().iter().filter(|a| a.state.is_active()) {
+        for a in snap.alerts().filter(|a| a.state.is_active()) {
             *open.entry((a.severity, a.mechanism)).or_insert(0i64) += 1;
         }
         for severity in Severity::ALL {

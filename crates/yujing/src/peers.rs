@@ -248,7 +248,7 @@ pub struct PeerCounters {
 #[derive(Debug, Default)]
 pub struct PeerState {
     scores: HashMap<String, PeerScore>,
-    alerts: HashMap<String, Alert>,
+    alerts: HashMap<String, Arc<Alert>>,
     /// Forwarded actions read and not yet taken by the pipeline.
     forwarded: Vec<ForwardedAction>,
     counters: PeerCounters,
@@ -300,7 +300,7 @@ impl PeerState {
                 if alert.id != key {
                     return Err(format!("key {key:?} does not match alert {:?}", alert.id));
                 }
-                self.alerts.insert(key, alert);
+                self.alerts.insert(key, Arc::new(alert));
             }
             Table::Actions => {
                 let action: ForwardedAction =
@@ -348,7 +348,7 @@ impl PeerState {
 
     /// The latest alert of an id, as published.
     pub fn alert(&self, id: &str) -> Option<&Alert> {
-        self.alerts.get(id)
+        self.alerts.get(id).map(|a| &**a)
     }
 
     /// Whether [`merge`](Self::merge) would add anything to these parts: a district score or
@@ -384,7 +384,7 @@ impl PeerState {
             }
         }
         let own_alerts: HashSet<&str> = parts.alerts.iter().map(|a| a.id.as_str()).collect();
-        let mut alerts: Vec<Alert> = self
+        let mut alerts: Vec<Arc<Alert>> = self
             .alerts
             .values()
             .filter(|a| a.state != AlertState::Superseded && !own_alerts.contains(a.id.as_str()))

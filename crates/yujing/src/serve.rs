@@ -24,7 +24,7 @@ use yujing_serve::{
     IndicatorCutoff, InstitutionView, PipelineStats, Snapshot, SnapshotHandle, SnapshotParts, StressError,
     StressReceiver, StressRequest, StressSender, action_channel, stress_channel,
 };
-use yujing_store::{AuditRecord, BatchWrite, Store};
+use yujing_store::{BatchWrite, Store};
 
 /// How many action requests may wait for the pipeline.
 const ACTION_QUEUE: usize = 64;
@@ -106,7 +106,7 @@ pub fn snapshot_parts(engine: &Engine, config: &Config, audit: &[AuditEntry]) ->
     SnapshotParts {
         institutions,
         aggregates: engine.aggregates().cloned().collect(),
-        alerts: engine.alerts().cloned().collect(),
+        alerts: engine.shared_alerts().cloned().collect(),
         audit: audit.to_vec(),
         cutoffs,
         complete_through: engine.complete_through(),
@@ -530,7 +530,7 @@ impl ApiLink {
         }
         self.snapshots.publish(snap);
         drop(published);
-        Ok(transition.alert)
+        Ok(Arc::unwrap_or_clone(transition.alert))
     }
 
     /// Applies every waiting action and starts every waiting stress projection (between
@@ -559,20 +559,11 @@ fn commit_action(
     action: Option<&yujing_alert::Action>,
     now: chrono::DateTime<chrono::FixedOffset>,
 ) -> Result<()> {
-    let kind = serde_json::to_value(t.kind)?.as_str().unwrap_or_default().to_string();
-    let record = AuditRecord {
-        seq: 0,
-        recorded_at: now,
-        actor: t.by.clone(),
-        kind,
-        alert_id: t.alert.id.clone(),
-        record: serde_json::to_string(t)?,
-    };
     let actions = action.map(|a| Ok::<_, serde_json::Error>((a.alert_id.clone(), serde_json::to_string(a)?)));
     let write = BatchWrite {
         alerts: vec![&t.alert],
         actions: actions.into_iter().collect::<Result<_, _>>()?,
-        audit: vec![record],
+        audit: vec![(now, t)],
         ..BatchWrite::default()
     };
     store.commit(&write).context("committing an alert action")

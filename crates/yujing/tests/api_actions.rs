@@ -63,7 +63,7 @@ fn actions_are_stored_audited_published_and_survive_a_restart() {
     let metrics = Arc::new(Metrics::new().unwrap());
     let (mut api, snapshots, tx) = link(&config, metrics.clone(), Arc::new(AtomicBool::new(true)));
     api.publish(&engine, &config);
-    let open: Vec<Alert> = snapshots.load().alerts().iter().filter(|a| a.state == AlertState::Open).cloned().collect();
+    let open: Vec<Alert> = snapshots.load().alerts().filter(|a| a.state == AlertState::Open).cloned().collect();
     assert!(open.len() >= 2, "the sample opens alerts in its first months");
     let (first, second) = (&open[0], &open[1]);
     let desk = ("duty-desk", Role::Regulator);

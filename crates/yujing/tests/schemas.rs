@@ -174,7 +174,7 @@ fn the_pipeline_writes_what_the_schemas_describe() {
     ];
     let transition_v = validator("transition.v1.json");
     for (alert, kind) in done.engine.alerts().zip(kinds) {
-        let t = Transition { kind, by: "yujing".into(), alert: Alert::clone(alert) };
+        let t = Transition { kind, by: "yujing".into(), alert: std::sync::Arc::new(Alert::clone(alert)) };
         let t = serde_json::to_value(&t).unwrap();
         assert_valid(&transition_v, &t, "a transition");
         let mut bad = t.clone();

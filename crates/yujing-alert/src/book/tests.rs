@@ -16,7 +16,7 @@ fn rec(book: &mut AlertBook, alerts: Vec<Alert>) -> Vec<(TransitionKind, String,
         .into_iter()
         .map(|t| {
             assert_eq!(t.by, "yujing");
-            (t.kind, t.alert.id, t.alert.state)
+            (t.kind, t.alert.id.clone(), t.alert.state)
         })
         .collect()
 }

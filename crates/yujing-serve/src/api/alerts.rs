@@ -85,7 +85,6 @@ pub(crate) async fn list_alerts(
     let snap = state.snapshots.load();
     let mut alerts: Vec<&Alert> = snap
         .alerts()
-        .iter()
         .filter(|a| caller.role.can_read_alert(a))
         .filter(|a| states.is_empty() || states.contains(&a.state))
         .filter(|a| severities.is_empty() || severities.contains(&a.severity))

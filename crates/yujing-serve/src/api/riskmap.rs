@@ -383,7 +383,7 @@ pub(crate) async fn district(
         .unwrap_or_default();
     institutions.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
     let mut alerts: Vec<&Alert> =
-        snap.alerts().iter().filter(|a| a.state.is_active() && a.district_code == id && in_scope(a, sector)).collect();
+        snap.alerts().filter(|a| a.state.is_active() && a.district_code == id && in_scope(a, sector)).collect();
     alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| b.opened_at.cmp(&a.opened_at)));
     Ok(Json(DistrictView {
         code: id,

@@ -206,7 +206,7 @@ pub fn parts() -> SnapshotParts {
     SnapshotParts {
         institutions,
         aggregates,
-        alerts,
+        alerts: alerts.into_iter().map(Arc::new).collect(),
         audit: Vec::new(),
         cutoffs,
         complete_through: Some(period("2021-03")),
@@ -270,7 +270,7 @@ fn spawn_pipeline(mut rx: ActionReceiver, snapshots: SnapshotHandle) {
                     district_code: a.district_code.clone(),
                     detail: req.action.detail().map(str::to_string),
                 };
-                snapshots.publish(snap.with_action(a.clone(), Some(entry)));
+                snapshots.publish(snap.with_action(Arc::new(a.clone()), Some(entry)));
             }
             let _ = req.reply.send(result);
         }

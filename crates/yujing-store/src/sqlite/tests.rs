@@ -1,6 +1,6 @@
 use super::*;
 use crate::ledger::Outcome;
-use yujing_model::{AlertState, Metrics, Report, Sector};
+use yujing_model::{AlertState, Metrics, Report, Sector, Transition, TransitionKind};
 
 fn report(inst: &str, period: &str, revision: u32, submitted: &str) -> Report {
     Report {
@@ -52,20 +52,14 @@ fn alerts_actions_checkpoints_and_the_audit_outbox() {
     let (dir, mut store) = store();
     let at = DateTime::parse_from_rfc3339("2020-03-01T10:00:00+08:00").unwrap();
     let alert: Alert = serde_json::from_str(include_str!("test_alert.json")).unwrap();
-    let audit = |kind: &str| AuditRecord {
-        seq: 0,
-        recorded_at: at,
-        actor: "yujing".into(),
-        kind: kind.into(),
-        alert_id: alert.id.clone(),
-        record: "{}".into(),
-    };
+    let transition = |kind: TransitionKind| Transition { kind, by: "yujing".into(), alert: Arc::new(alert.clone()) };
+    let (opened, escalated) = (transition(TransitionKind::Opened), transition(TransitionKind::Escalated));
     let cp = |p: i32, o: i64| Checkpoint { source: "kafka:yujing.reports".into(), partition: p, next_offset: o };
     store
         .commit(&BatchWrite {
             alerts: vec![&alert],
             actions: vec![(alert.id.clone(), "{\"type\":\"acknowledge\"}".into())],
-            audit: vec![audit("opened"), audit("escalated")],
+            audit: vec![(at, &opened), (at, &escalated)],
             checkpoints: vec![cp(0, 10), cp(1, 5)],
             ..Default::default()
         })
@@ -77,6 +71,12 @@ fn alerts_actions_checkpoints_and_the_audit_outbox() {
     assert_eq!(store.load_actions().unwrap().len(), 1);
     let outbox = store.audit(0, 100, true).unwrap();
     assert_eq!(outbox.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>(), ["opened", "escalated"]);
+    // Each record is its transition, as published, with who and when.
+    assert_eq!(serde_json::from_str::<Transition>(&outbox[1].record).unwrap(), escalated);
+    assert_eq!(
+        (outbox[1].actor.as_str(), outbox[1].alert_id.as_str(), outbox[1].recorded_at),
+        ("yujing", alert.id.as_str(), at)
+    );
     store.mark_published(outbox[0].seq).unwrap();
     assert_eq!(store.audit(0, 100, true).unwrap().len(), 1);
     assert_eq!(store.audit(0, 100, false).unwrap().len(), 2);

@@ -82,7 +82,8 @@ fn a_peers_district_scores_and_alerts_are_added_and_marked() {
         let marked = parts.peer_aggregates.contains(&(x.level, x.entity_id.clone(), x.sector, x.period));
         assert_eq!(marked, !own.contains(&x.entity_id), "{} {} {}", x.entity_id, x.sector, x.period);
     }
-    let peer_alerts: Vec<&Alert> = parts.alerts.iter().filter(|x| parts.peer_alerts.contains(&x.id)).collect();
+    let peer_alerts: Vec<&Alert> =
+        parts.alerts.iter().map(|a| &**a).filter(|x| parts.peer_alerts.contains(&x.id)).collect();
     assert_eq!(peer_alerts.len(), b.alerts().count());
     assert!(!peer_alerts.is_empty(), "the odd districts raise alerts in the sample");
     assert!(peer_alerts.iter().all(|x| odd(x.district_code.parse().unwrap())));
@@ -113,7 +114,7 @@ fn the_engines_own_state_wins_over_a_peers_record_of_the_same_key() {
     let mut stale = mine.clone();
     stale.score = 99.0;
     state.apply(Table::Scores, Some(score_key(&stale).as_bytes()), Some(&serde_json::to_vec(&stale).unwrap())).unwrap();
-    let mut alert = before.alerts[0].clone();
+    let mut alert = Alert::clone(&before.alerts[0]);
     alert.severity = yujing_model::Severity::Red;
     alert.state = AlertState::Resolved;
     state.apply(Table::Alerts, Some(alert.id.as_bytes()), Some(&serde_json::to_vec(&alert).unwrap())).unwrap();
