@@ -70,10 +70,35 @@ impl ActionKind {
     }
 }
 
-/// One alert in the book. Both forms are shared: the API's snapshots and the transitions
-/// hold the same allocation, not copies.
+/// One alert id in the book.
 #[derive(Debug, Clone)]
-struct Entry {
+enum Entry {
+    /// The alert is held.
+    Held(Held),
+    /// A superseded alert that [`AlertBook::take_changed`] handed over: nothing reads it any
+    /// more (the store keeps it), so only its id's place is kept. Superseded alerts are
+    /// about half of a long history's.
+    Taken,
+}
+
+impl Entry {
+    /// The alert as published, when it is held.
+    fn view(&self) -> Option<&Arc<Alert>> {
+        match self {
+            Entry::Held(h) => Some(h.view()),
+            Entry::Taken => None,
+        }
+    }
+
+    fn state(&self) -> AlertState {
+        self.view().map_or(AlertState::Superseded, |a| a.state)
+    }
+}
+
+/// A held alert. Both forms are shared: the API's snapshots and the transitions hold the
+/// same allocation, not copies.
+#[derive(Debug, Clone)]
+struct Held {
     /// As the engine derived it last (state open, auto-resolved or superseded).
     derived: Arc<Alert>,
     /// As published, when people's actions make it differ from `derived`: `derived` with
@@ -81,11 +106,11 @@ struct Entry {
     overlaid: Option<Arc<Alert>>,
 }
 
-impl Entry {
-    fn new(derived: Alert, view: Alert) -> Entry {
+impl Held {
+    fn new(derived: Alert, view: Alert) -> Held {
         let derived = Arc::new(derived);
         let overlaid = (view != *derived).then(|| Arc::new(view));
-        Entry { derived, overlaid }
+        Held { derived, overlaid }
     }
 
     /// The alert as published.
@@ -146,7 +171,12 @@ impl AlertBook {
                     AlertState::Open
                 }
             };
-            book.put(Entry::new(derived, view));
+            let taken = (view.state == AlertState::Superseded).then(|| view.id.clone());
+            book.put(Held::new(derived, view));
+            if let Some(id) = taken {
+                // The store keeps it: taken at once.
+                book.take(&id);
+            }
         }
         book
     }
@@ -160,7 +190,8 @@ impl AlertBook {
     /// - a known id that went from active to auto-resolved: `AutoResolved`;
     /// - an auto-resolved or superseded id that is active (or derived) again: `Opened`;
     /// - a published id of the entity missing from `derived`: `Superseded` (kept for
-    ///   [`get`](AlertBook::get), left out of [`current`](AlertBook::current)).
+    ///   [`get`](AlertBook::get) until [`take_changed`](AlertBook::take_changed) hands it
+    ///   over, left out of [`current`](AlertBook::current)).
     ///
     /// Other changes (evidence, last period) update silently. Transitions come ordered by
     /// the alert's opening period, then id, each alert's in the order they happened.
@@ -206,7 +237,7 @@ impl AlertBook {
         let mut staged: Vec<(Period, String, Changes)> = Vec::new();
         let published = self.entities.get(&key).cloned().unwrap_or_default();
         for id in published.iter().filter(|id| !fresh.contains_key(*id)) {
-            let Some(entry) = self.entries.get_mut(id) else {
+            let Some(Entry::Held(entry)) = self.entries.get_mut(id) else {
                 continue;
             };
             if entry.derived.state == AlertState::Superseded || after.is_some_and(|a| entry.derived.period <= a) {
@@ -220,11 +251,11 @@ impl AlertBook {
         }
         for (id, derived) in fresh {
             let view = overlay(&derived, self.actions.get(&id));
-            let previous = self.entries.get(&id).map(|e| &**e.view());
+            let previous = self.entries.get(&id).and_then(Entry::view).map(|a| &**a);
             if previous != Some(&view) {
                 self.changed.insert(id.clone());
             }
-            let entry = Entry::new(derived, view);
+            let entry = Held::new(derived, view);
             let changes = engine_changes(previous, entry.view());
             if !changes.is_empty() {
                 staged.push((entry.view().period, id.clone(), changes));
@@ -276,8 +307,11 @@ impl AlertBook {
         let Some(entry) = self.entries.get_mut(id) else {
             return Err(Error::UnknownAlert { id: id.to_owned() });
         };
-        let state = entry.view().state;
+        let state = entry.state();
         let refused = !state.is_active() || (kind == ActionKind::Acknowledge && state == AlertState::Acknowledged);
+        let Entry::Held(entry) = entry else {
+            return Err(Error::InvalidState { id: id.to_owned(), state, action: kind.verb() });
+        };
         if refused {
             return Err(Error::InvalidState { id: id.to_owned(), state, action: kind.verb() });
         }
@@ -301,14 +335,18 @@ impl AlertBook {
         let key: EntityKey = (kind, entity_id.to_owned(), sector);
         self.entities.get(&key).is_some_and(|ids| {
             ids.iter()
-                .filter_map(|id| self.entries.get(id))
-                .any(|e| e.derived.state != AlertState::Superseded && e.derived.last_period == period)
+                .filter_map(|id| match self.entries.get(id) {
+                    Some(Entry::Held(h)) => Some(&h.derived),
+                    _ => None,
+                })
+                .any(|d| d.state != AlertState::Superseded && d.last_period == period)
         })
     }
 
-    /// An alert by id, as published, superseded ones included.
+    /// An alert by id, as published, superseded ones included until
+    /// [`take_changed`](AlertBook::take_changed) hands them over.
     pub fn get(&self, id: &str) -> Option<&Alert> {
-        self.entries.get(id).map(|e| &**e.view())
+        self.entries.get(id).and_then(Entry::view).map(|a| &**a)
     }
 
     /// Every alert except superseded ones, ordered by (opening period, id).
@@ -320,14 +358,15 @@ impl AlertBook {
     pub fn current_shared(&self) -> impl Iterator<Item = &Arc<Alert>> {
         self.order
             .iter()
-            .filter_map(|(_, id)| self.entries.get(id))
-            .map(Entry::view)
+            .filter_map(|(_, id)| self.entries.get(id).and_then(Entry::view))
             .filter(|a| a.state != AlertState::Superseded)
     }
 
-    /// Every alert, superseded ones included, ordered by (opening period, id).
+    /// Every alert held, superseded ones included until
+    /// [`take_changed`](AlertBook::take_changed) hands them over, ordered by (opening
+    /// period, id).
     pub fn all(&self) -> impl Iterator<Item = &Alert> {
-        self.order.iter().filter_map(|(_, id)| self.entries.get(id)).map(|e| &**e.view())
+        self.order.iter().filter_map(|(_, id)| self.entries.get(id).and_then(Entry::view)).map(|a| &**a)
     }
 
     /// The number of alerts in the book, superseded ones included.
@@ -346,11 +385,35 @@ impl AlertBook {
         self.actions.values().flatten()
     }
 
-    /// The ids of the alerts whose published view reconciling changed (opened, updated,
-    /// closed or superseded) since the last call: what a store must write, and nothing it
-    /// already holds.
-    pub fn take_changed(&mut self) -> BTreeSet<String> {
-        std::mem::take(&mut self.changed)
+    /// The alerts whose published view reconciling changed (opened, updated, closed or
+    /// superseded) since the last call, in id order: what a store must write, and nothing it
+    /// already holds. The superseded ones are handed over: the book keeps only their ids
+    /// (enough to open one again should a later correction derive it anew).
+    pub fn take_changed(&mut self) -> Vec<Arc<Alert>> {
+        let mut out = Vec::new();
+        for id in std::mem::take(&mut self.changed) {
+            let Some(entry) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            let Some(view) = entry.view().cloned() else {
+                continue;
+            };
+            if view.state == AlertState::Superseded {
+                self.take(&id);
+            }
+            out.push(view);
+        }
+        out
+    }
+
+    /// Lets go of a held alert, keeping only its id's place.
+    fn take(&mut self, id: &str) {
+        if let Some(entry) = self.entries.get_mut(id)
+            && let Some(view) = entry.view()
+        {
+            self.order.remove(&(view.period, id.to_owned()));
+            *entry = Entry::Taken;
+        }
     }
 
     /// The recorded actions on one alert, in the order taken.
@@ -358,11 +421,11 @@ impl AlertBook {
         self.actions.get(id).map_or(&[], Vec::as_slice)
     }
 
-    fn put(&mut self, entry: Entry) {
-        let a = entry.view();
+    fn put(&mut self, held: Held) {
+        let a = held.view();
         self.order.insert((a.period, a.id.clone()));
         self.entities.entry((a.entity_kind, a.entity_id.clone(), a.sector)).or_default().insert(a.id.clone());
-        self.entries.insert(a.id.clone(), entry);
+        self.entries.insert(a.id.clone(), Entry::Held(held));
     }
 }
 

@@ -6,7 +6,7 @@ use crate::text::{self, Reading};
 use chrono::TimeDelta;
 use std::collections::BTreeMap;
 use yujing_model::{
-    Alert, AlertState, EntityKind, Evidence, Period, SectorScope, Severity, alert::SeverityStep, alert_id,
+    Alert, AlertLinks, AlertState, EntityKind, Evidence, Period, SectorScope, Severity, alert::SeverityStep, alert_id,
 };
 
 /// Derives the complete alert history of one entity from its period series.
@@ -70,14 +70,14 @@ pub fn dedupe_key(rule: &str, series: &EntitySeries) -> String {
 }
 
 /// The API links of an alert.
-fn links(id: &str, series: &EntitySeries) -> BTreeMap<String, String> {
+fn links(id: &str, series: &EntitySeries) -> AlertLinks {
     let entity = match series.kind {
         EntityKind::Institution => format!("/api/v1/institutions/{}", series.entity_id),
         EntityKind::District | EntityKind::Sector => {
             format!("/api/v1/districts/{}", series.entity_id)
         }
     };
-    BTreeMap::from([("self".to_owned(), format!("/api/v1/alerts/{id}")), ("entity".to_owned(), entity)])
+    AlertLinks { entity, alert: format!("/api/v1/alerts/{id}") }
 }
 
 /// Whether two sets of values for one point drive the rules that apply to a series of this

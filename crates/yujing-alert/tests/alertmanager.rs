@@ -126,7 +126,10 @@ fn alert() -> Alert {
         },
         assignee: None,
         note: None,
-        links: BTreeMap::from([("self".into(), format!("/api/v1/alerts/{ID}"))]),
+        links: yujing_model::AlertLinks {
+            entity: "/api/v1/institutions/CQ-MLC-0042".into(),
+            alert: format!("/api/v1/alerts/{ID}"),
+        },
     }
 }
 

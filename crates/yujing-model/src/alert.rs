@@ -253,7 +253,18 @@ pub struct Alert {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// API links.
-    pub links: BTreeMap<String, String>,
+    pub links: AlertLinks,
+}
+
+/// An alert's API links (an object with two fields on the wire, as `alert.v1` has it; a
+/// struct rather than a map, as it is held in memory for every alert).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertLinks {
+    /// The institution or district (`/api/v1/institutions/…`, `/api/v1/districts/…`).
+    pub entity: String,
+    /// The alert itself (`/api/v1/alerts/…`).
+    #[serde(rename = "self")]
+    pub alert: String,
 }
 
 /// The deterministic alert id for a dedupe key and the period the alert opened in.

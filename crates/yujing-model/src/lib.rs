@@ -25,7 +25,7 @@ pub mod report;
 pub mod score;
 pub mod sector;
 
-pub use alert::{Alert, AlertState, EntityKind, Evidence, Mechanism, Transition, TransitionKind, alert_id};
+pub use alert::{Alert, AlertLinks, AlertState, EntityKind, Evidence, Mechanism, Transition, TransitionKind, alert_id};
 pub use dead_letter::{DeadLetter, Position};
 pub use district::{CITY_CODE, CITY_NAME, DISTRICTS, District, Region, district};
 pub use period::Period;

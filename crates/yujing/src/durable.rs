@@ -58,7 +58,7 @@ pub fn persist_with_dead_letters(
     let write = BatchWrite {
         slots,
         max_submitted: engine.ledger().max_submitted(),
-        alerts: touched.iter().filter_map(|id| engine.book().get(id)).collect(),
+        alerts: touched.iter().map(|a| &**a).collect(),
         actions: Vec::new(),
         audit: transitions.iter().map(|t| (now, t)).collect(),
         checkpoints,

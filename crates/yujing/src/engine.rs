@@ -367,10 +367,10 @@ impl Engine {
         self.ledger.take_dirty()
     }
 
-    /// The ids of the alerts whose published view changed since the last call, for the
-    /// store to write (only those: re-deriving a history mostly gives back what the store
-    /// already holds). Read them from [`Engine::book`].
-    pub fn take_touched_alerts(&mut self) -> BTreeSet<String> {
+    /// The alerts whose published view changed since the last call, for the store to write
+    /// (only those: re-deriving a history mostly gives back what the store already holds).
+    /// The superseded ones are handed over ([`AlertBook::take_changed`]).
+    pub fn take_touched_alerts(&mut self) -> Vec<Arc<Alert>> {
         self.book.take_changed()
     }
 
@@ -642,11 +642,6 @@ impl Engine {
     /// [`Engine::alerts`], each shared with the alert book: cloning one is a pointer copy.
     pub fn shared_alerts(&self) -> impl Iterator<Item = &Arc<Alert>> + '_ {
         self.book.current_shared()
-    }
-
-    /// The alert book.
-    pub fn book(&self) -> &AlertBook {
-        &self.book
     }
 
     /// The alert book, for people's actions.

@@ -267,21 +267,40 @@ fn actions_serialize_with_a_type_tag() {
 
 #[test]
 fn take_changed_lists_only_alerts_whose_published_view_changed() {
+    use AlertState::*;
+    use TransitionKind as T;
     let mut book = AlertBook::new();
+    let taken = |book: &mut AlertBook| -> Vec<String> { book.take_changed().iter().map(|a| a.id.clone()).collect() };
     let first = npl(&[Some(0.12)]);
     let id = first[0].id.clone();
     rec(&mut book, first.clone());
-    assert_eq!(book.take_changed(), BTreeSet::from([id.clone()]), "opened");
-    rec(&mut book, first);
-    assert!(book.take_changed().is_empty(), "the same derivation again changes nothing");
+    assert_eq!(taken(&mut book), [id.as_str()], "opened");
+    rec(&mut book, first.clone());
+    assert!(taken(&mut book).is_empty(), "the same derivation again changes nothing");
 
     // A new period refreshes the evidence without a transition: the store must still get it.
     assert!(rec(&mut book, npl(&[Some(0.12), Some(0.13)])).is_empty());
-    assert_eq!(book.take_changed(), BTreeSet::from([id.clone()]), "silently refreshed");
+    assert_eq!(taken(&mut book), [id.as_str()], "silently refreshed");
 
     // A correction supersedes the alert and opens another.
     let corrected = npl(&[Some(0.02), Some(0.13)]);
     let new_id = corrected[0].id.clone();
-    rec(&mut book, corrected);
-    assert_eq!(book.take_changed(), BTreeSet::from([id, new_id]));
+    rec(&mut book, corrected.clone());
+    let changed = book.take_changed();
+    let mut expected = [(id.clone(), Superseded), (new_id.clone(), Open)];
+    expected.sort();
+    assert_eq!(changed.iter().map(|a| (a.id.clone(), a.state)).collect::<Vec<_>>(), expected);
+
+    // Handed over, the superseded alert is no longer held, but its id still counts.
+    assert_eq!(book.get(&id), None);
+    assert_eq!(book.len(), 2);
+    assert!(rec(&mut book, corrected).is_empty(), "superseded only once");
+    assert!(matches!(
+        book.acknowledge(&id, "张三", now()),
+        Err(Error::InvalidState { state: AlertState::Superseded, .. })
+    ));
+    // The correction corrected back: the taken id opens again, as if it were held.
+    let t = rec(&mut book, npl(&[Some(0.12), Some(0.13)]));
+    assert_eq!(t, [(T::Opened, id.clone(), Open), (T::Superseded, new_id, Superseded)]);
+    assert_eq!(book.get(&id).unwrap().state, Open);
 }

@@ -153,7 +153,10 @@ pub fn alert(id: &str, entity: &str, district: &str, severity: Severity, state: 
         },
         assignee: None,
         note: None,
-        links: BTreeMap::from([("self".into(), format!("/api/v1/alerts/{id}"))]),
+        links: yujing_model::AlertLinks {
+            entity: format!("/api/v1/institutions/{entity}"),
+            alert: format!("/api/v1/alerts/{id}"),
+        },
     }
 }
 
