@@ -154,14 +154,42 @@ pub enum Source {
 #[derive(Debug, Default)]
 struct Alerts {
     list: Vec<Arc<Alert>>,
-    by_id: HashMap<String, usize>,
+    /// A snapshot is built for every batch: the index shares the alerts (no id copied) and
+    /// hashes with foldhash.
+    by_id: foldhash::HashMap<ById, usize>,
     from_peers: HashSet<String>,
 }
 
 impl Alerts {
     fn new(list: Vec<Arc<Alert>>, from_peers: HashSet<String>) -> Alerts {
-        let by_id = list.iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect();
+        let mut by_id = foldhash::HashMap::with_capacity_and_hasher(list.len(), Default::default());
+        by_id.extend(list.iter().enumerate().map(|(i, a)| (ById(Arc::clone(a)), i)));
         Alerts { list, by_id, from_peers }
+    }
+}
+
+/// An alert as a key of the id index: hashed and compared by its id, and looked up by a
+/// `&str` (`Borrow<str>`, consistent with `str`'s `Hash` and `Eq`).
+#[derive(Debug)]
+struct ById(Arc<Alert>);
+
+impl PartialEq for ById {
+    fn eq(&self, other: &ById) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl std::hash::Hash for ById {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.id.as_str().hash(h);
+    }
+}
+
+impl std::borrow::Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        &self.0.id
     }
 }
 
@@ -228,7 +256,7 @@ impl Snapshot {
         let mut list = self.alerts.list.clone();
         let mut from_peers = self.alerts.from_peers.clone();
         from_peers.remove(&alert.id);
-        match self.alerts.by_id.get(&alert.id) {
+        match self.alerts.by_id.get(alert.id.as_str()) {
             Some(&i) => list[i] = alert,
             None => list.push(alert),
         }

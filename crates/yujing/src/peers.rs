@@ -248,7 +248,9 @@ pub struct PeerCounters {
 #[derive(Debug, Default)]
 pub struct PeerState {
     scores: HashMap<String, PeerScore>,
-    alerts: HashMap<String, Arc<Alert>>,
+    /// By id, so that [`merge`](Self::merge) adds them in id order without sorting them
+    /// for every snapshot.
+    alerts: BTreeMap<String, Arc<Alert>>,
     /// Forwarded actions read and not yet taken by the pipeline.
     forwarded: Vec<ForwardedAction>,
     counters: PeerCounters,
@@ -356,7 +358,7 @@ impl PeerState {
     /// holds only what the engine published itself.)
     pub fn contributes(&self, parts: &SnapshotParts) -> bool {
         if !self.alerts.is_empty() {
-            let own_alerts: HashSet<&str> = parts.alerts.iter().map(|a| a.id.as_str()).collect();
+            let own_alerts = own_alert_ids(parts);
             if self.alerts.values().any(|a| a.state != AlertState::Superseded && !own_alerts.contains(a.id.as_str())) {
                 return true;
             }
@@ -383,14 +385,13 @@ impl PeerState {
                 added.push(a.clone());
             }
         }
-        let own_alerts: HashSet<&str> = parts.alerts.iter().map(|a| a.id.as_str()).collect();
-        let mut alerts: Vec<Arc<Alert>> = self
+        let own_alerts = own_alert_ids(parts);
+        let alerts: Vec<Arc<Alert>> = self
             .alerts
             .values()
             .filter(|a| a.state != AlertState::Superseded && !own_alerts.contains(a.id.as_str()))
             .cloned()
             .collect();
-        alerts.sort_by(|a, b| a.id.cmp(&b.id));
         parts.peer_alerts.extend(alerts.iter().map(|a| a.id.clone()));
         parts.alerts.extend(alerts);
         if added.is_empty() {
@@ -433,6 +434,13 @@ impl PeerState {
     fn sums_of(&self, d: &AggregateScore) -> Option<DistrictSums> {
         self.scores.get(&score_key(d)).and_then(|p| p.sums)
     }
+}
+
+/// The ids of the alerts the engine holds (foldhash: this set is built for every snapshot).
+fn own_alert_ids(parts: &SnapshotParts) -> foldhash::HashSet<&str> {
+    let mut ids = foldhash::HashSet::with_capacity_and_hasher(parts.alerts.len(), Default::default());
+    ids.extend(parts.alerts.iter().map(|a| a.id.as_str()));
+    ids
 }
 
 /// The (district, sector scope, period) of every district aggregate the engine holds.
