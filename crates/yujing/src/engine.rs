@@ -475,11 +475,15 @@ impl Engine {
             self.baselines.insert((sector, p), b);
         }
         for s in scored.scores {
-            let id = self
-                .ledger
-                .institution(&s.institution_id)
-                .map(|r| r.institution_id.clone())
-                .unwrap_or_else(|| Arc::from(s.institution_id.as_str()));
+            // The shared id: from the scores already held (a hash probe), else the ledger's.
+            let id = match self.inst_scores.get_key_value(s.institution_id.as_str()) {
+                Some((id, _)) => Arc::clone(id),
+                None => self
+                    .ledger
+                    .institution(&s.institution_id)
+                    .map(|r| r.institution_id.clone())
+                    .unwrap_or_else(|| Arc::from(s.institution_id.as_str())),
+            };
             let slot = self.inst_scores.entry(id.clone()).or_default();
             let old = slot.get(&s.period);
             if old.map(|a| &**a) != Some(&s) {
