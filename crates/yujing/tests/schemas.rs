@@ -163,17 +163,8 @@ fn the_pipeline_writes_what_the_schemas_describe() {
     bad["original_hex"] = json!("abc");
     assert_invalid(&dlq_v, &bad, "a dead letter with odd hex");
 
-    let kinds = [
-        TransitionKind::Opened,
-        TransitionKind::Escalated,
-        TransitionKind::AutoResolved,
-        TransitionKind::Superseded,
-        TransitionKind::Acknowledged,
-        TransitionKind::Assigned,
-        TransitionKind::Resolved,
-    ];
     let transition_v = validator("transition.v1.json");
-    for (alert, kind) in done.engine.alerts().zip(kinds) {
+    for (alert, kind) in done.engine.alerts().zip(TransitionKind::ALL) {
         let t = Transition { kind, by: "yujing".into(), alert: std::sync::Arc::new(Alert::clone(alert)) };
         let t = serde_json::to_value(&t).unwrap();
         assert_valid(&transition_v, &t, "a transition");
