@@ -118,6 +118,18 @@ impl Held {
         self.overlaid.as_ref().unwrap_or(&self.derived)
     }
 
+    /// A freshly derived alert (no assignee, no note) with people's actions laid over it.
+    /// Without actions it is published as derived: no copy is made to compare.
+    fn with_actions(derived: Alert, actions: Option<&Vec<Action>>) -> Held {
+        match actions {
+            Some(actions) => {
+                let view = overlay(&derived, Some(actions));
+                Held::new(derived, view)
+            }
+            None => Held { derived: Arc::new(derived), overlaid: None },
+        }
+    }
+
     fn set_view(&mut self, view: Alert) {
         self.overlaid = (view != *self.derived).then(|| Arc::new(view));
     }
@@ -250,12 +262,11 @@ impl AlertBook {
             staged.push((view.period, id.clone(), vec![(TransitionKind::Superseded, view.clone())]));
         }
         for (id, derived) in fresh {
-            let view = overlay(&derived, self.actions.get(&id));
+            let entry = Held::with_actions(derived, self.actions.get(&id));
             let previous = self.entries.get(&id).and_then(Entry::view).map(|a| &**a);
-            if previous != Some(&view) {
+            if previous != Some(&**entry.view()) {
                 self.changed.insert(id.clone());
             }
-            let entry = Held::new(derived, view);
             let changes = engine_changes(previous, entry.view());
             if !changes.is_empty() {
                 staged.push((entry.view().period, id.clone(), changes));
