@@ -320,12 +320,10 @@ impl AlertBook {
         };
         let state = entry.state();
         let refused = !state.is_active() || (kind == ActionKind::Acknowledge && state == AlertState::Acknowledged);
-        let Entry::Held(entry) = entry else {
+        // A taken alert is superseded: refused.
+        let (Entry::Held(entry), false) = (entry, refused) else {
             return Err(Error::InvalidState { id: id.to_owned(), state, action: kind.verb() });
         };
-        if refused {
-            return Err(Error::InvalidState { id: id.to_owned(), state, action: kind.verb() });
-        }
         let transition = kind.transition();
         let list = self.actions.entry(id.to_owned()).or_default();
         list.push(Action {
@@ -403,10 +401,7 @@ impl AlertBook {
     pub fn take_changed(&mut self) -> Vec<Arc<Alert>> {
         let mut out = Vec::new();
         for id in std::mem::take(&mut self.changed) {
-            let Some(entry) = self.entries.get_mut(&id) else {
-                continue;
-            };
-            let Some(view) = entry.view().cloned() else {
+            let Some(view) = self.entries.get(&id).and_then(Entry::view).cloned() else {
                 continue;
             };
             if view.state == AlertState::Superseded {
