@@ -55,9 +55,9 @@ fn bench_aggregate(c: &mut Criterion) {
     for n in [100usize, 10_000] {
         let (reports, scores) = scored(n, &config);
         let by_key: HashMap<(&str, Period), &Report> =
-            reports.iter().map(|r| ((r.institution_id.as_str(), r.period), r)).collect();
+            reports.iter().map(|r| ((&*r.institution_id, r.period), r)).collect();
         let rows: Vec<(&InstitutionScore, &Report)> =
-            scores.iter().map(|s| (s, by_key[&(s.institution_id.as_str(), s.period)])).collect();
+            scores.iter().map(|s| (s, by_key[&(&*s.institution_id, s.period)])).collect();
         g.throughput(Throughput::Elements(rows.len() as u64));
         g.bench_with_input(BenchmarkId::from_parameter(rows.len()), &rows, |b, rows| {
             b.iter(|| aggregate(&config, black_box(rows)).expect("aggregates"))

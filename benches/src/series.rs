@@ -22,15 +22,15 @@ pub fn institution_series(n_institutions: usize, points: usize, seed: u64, confi
     }
     let reports = crate::decode_all(&lines);
     let by_key: HashMap<(&str, Period), &Report> =
-        reports.iter().map(|r| ((r.institution_id.as_str(), r.period), r)).collect();
+        reports.iter().map(|r| ((&*r.institution_id, r.period), r)).collect();
     let mut points_of: BTreeMap<&str, Vec<SeriesPoint>> = BTreeMap::new();
     for sector in Sector::ALL {
         let of_sector: Vec<&Report> = reports.iter().filter(|r| r.sector == sector).collect();
         let periods: BTreeSet<Period> = of_sector.iter().map(|r| r.period).collect();
         let scores = score_sector(config, sector, &periods, &of_sector).expect("synthetic reports score");
         for s in scores {
-            let report: &Report = by_key[&(s.institution_id.as_str(), s.period)];
-            let id = report.institution_id.as_str();
+            let report: &Report = by_key[&(&*s.institution_id, s.period)];
+            let id = &*report.institution_id;
             let mut values = BTreeMap::from([
                 ("reporting_gap".to_owned(), 0.0),
                 ("score".to_owned(), s.score),

@@ -205,7 +205,7 @@ fn outgoing(files: &[PathBuf], partitions: i32) -> Result<Vec<Outgoing>> {
             // The fixture set plants bad lines too (dead letters): those are keyed as far as
             // they can be read, as `yujing produce` does.
             let (key, district) = match yujing_model::decode(line, &limits) {
-                Ok(r) => (r.institution_id, r.district_code.to_string()),
+                Ok(r) => (r.institution_id.to_string(), r.district_code.to_string()),
                 Err(_) => {
                     let v: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
                     let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();

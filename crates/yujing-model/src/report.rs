@@ -7,6 +7,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
+use std::sync::Arc;
 
 /// The only schema version this build reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -142,11 +143,11 @@ pub struct Report {
     /// Always [`SCHEMA_VERSION`].
     pub schema_version: u32,
     /// Unique per submission; an exact repeat is a no-op.
-    pub report_id: String,
-    /// The reporting institution.
-    pub institution_id: String,
-    /// Its registered name.
-    pub institution_name: String,
+    pub report_id: Box<str>,
+    /// The reporting institution (shared: a ledger keeps one copy per institution).
+    pub institution_id: Arc<str>,
+    /// Its registered name (shared, as the id).
+    pub institution_name: Arc<str>,
     /// Its sector.
     pub sector: Sector,
     /// Its 区县, as the 6-digit code.
@@ -326,9 +327,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Report, Rejection> 
     }
     let report = Report {
         schema_version: raw.schema_version,
-        report_id: raw.report_id.into_owned(),
-        institution_id: raw.institution_id.into_owned(),
-        institution_name: name.to_owned(),
+        report_id: raw.report_id.into(),
+        institution_id: Arc::from(&*raw.institution_id),
+        institution_name: Arc::from(name),
         sector,
         district_code,
         period,

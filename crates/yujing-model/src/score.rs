@@ -4,6 +4,7 @@ use crate::period::Period;
 use crate::sector::{Sector, SectorScope};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// A risk grade. Blue to red are the four warning levels of the Emergency Response Law.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -218,16 +219,17 @@ pub struct IndicatorScore {
 /// The score of one institution for one period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstitutionScore {
-    /// The institution.
-    pub institution_id: String,
+    /// The institution (shared with the reports and the other periods' scores).
+    pub institution_id: Arc<str>,
     /// The period.
     pub period: Period,
     /// Its sector.
     pub sector: Sector,
     /// Its district code.
     pub district_code: u32,
-    /// Each indicator, value and sub-score.
-    pub indicators: Vec<IndicatorScore>,
+    /// Each indicator, value and sub-score (a boxed slice: a score is held for every
+    /// institution and period, and never grows).
+    pub indicators: Box<[IndicatorScore]>,
     /// The weighted sum of sub-scores, before trend.
     pub base_score: f64,
     /// The change of the base score since the previous period, if there was one.

@@ -246,7 +246,7 @@ fn add_contributors(rows: &[(&InstitutionScore, &Report)], out: &mut [AggregateS
         ranked.sort_by(order);
         a.top = ranked
             .into_iter()
-            .map(|(points, s)| Contributor { institution_id: s.institution_id.clone(), score: s.score, points })
+            .map(|(points, s)| Contributor { institution_id: s.institution_id.to_string(), score: s.score, points })
             .collect();
     }
 }

@@ -195,7 +195,7 @@ pub fn score_sector_against(
                 sector,
                 district_code: r.district_code,
                 // Each row is scored once: its indicators move into its score.
-                indicators: std::mem::take(&mut rows[i].indicators),
+                indicators: std::mem::take(&mut rows[i].indicators).into_boxed_slice(),
                 base_score: rows[i].base,
                 trend_delta: deltas[k],
                 trend_z: z,

@@ -8,7 +8,7 @@ use yujing_score::{ScoreConfig, aggregate, score_sector};
 fn report(inst: &str, sector: Sector, district: u32, period: &str, values: &[f64]) -> Report {
     Report {
         schema_version: 1,
-        report_id: format!("{inst}/{period}/r1"),
+        report_id: format!("{inst}/{period}/r1").into(),
         institution_id: inst.into(),
         institution_name: inst.into(),
         sector,
@@ -84,12 +84,12 @@ fn trend_adds_points_to_the_sharpest_deterioration_only() {
     let refs: Vec<&Report> = reports.iter().collect();
     let s = score_sector(&cfg, Sector::Microloan, &periods(&["2020-12"]), &refs).unwrap();
     assert_eq!(s.len(), 6, "only the requested period comes back");
-    let jumper = s.iter().find(|x| x.institution_id == "M0").unwrap();
+    let jumper = s.iter().find(|x| &*x.institution_id == "M0").unwrap();
     assert!(close(jumper.trend_delta.unwrap(), 0.45 * 50.0));
     assert!(jumper.trend_z.unwrap() > 2.0);
     assert!(jumper.trend_points > 5.0);
     assert!(close(jumper.score, jumper.base_score + jumper.trend_points));
-    assert!(s.iter().filter(|x| x.institution_id != "M0").all(|x| x.trend_points == 0.0));
+    assert!(s.iter().filter(|x| &*x.institution_id != "M0").all(|x| x.trend_points == 0.0));
     // Order of inputs does not matter.
     let mut rev = refs.clone();
     rev.reverse();

@@ -86,7 +86,7 @@ impl InstitutionRecord {
 
     /// The name and district of the latest period's report.
     pub fn name(&self) -> &str {
-        self.latest().map(|r| r.institution_name.as_str()).unwrap_or("")
+        self.latest().map(|r| &*r.institution_name).unwrap_or("")
     }
 }
 
@@ -221,27 +221,29 @@ impl Ledger {
         let s = self.institutions.get(institution_id)?.periods.get(&period)?;
         Some(SlotState {
             winner: s.winner.clone(),
-            seen: s.others.iter().map(|x| x.to_string()).chain([s.winner.report_id.clone()]).collect(),
+            seen: s.others.iter().chain([&s.winner.report_id]).map(|x| x.to_string()).collect(),
             first_submitted: s.first_submitted,
         })
     }
 
     /// Puts back a persisted slot (on start-up). Does not count, does not mark dirty.
     pub fn restore_slot(&mut self, state: SlotState) {
-        let report = state.winner;
+        let mut report = state.winner;
         self.observe(state.first_submitted);
         self.observe(report.submitted_at);
-        let key: Arc<str> = match self.institutions.get_key_value(report.institution_id.as_str()) {
+        let key: Arc<str> = match self.institutions.get_key_value(&*report.institution_id) {
             Some((k, _)) => k.clone(),
-            None => Arc::from(report.institution_id.as_str()),
+            None => report.institution_id.clone(),
         };
         let rec = self.institutions.entry(key.clone()).or_insert_with(|| InstitutionRecord {
             institution_id: key.clone(),
             sector: report.sector,
             periods: BTreeMap::new(),
         });
+        share_strings(rec, Arc::make_mut(&mut report));
         self.by_sector_period.entry((report.sector, report.period)).or_default().insert(key, report.clone());
-        let others = state.seen.into_iter().filter(|id| *id != report.report_id).map(String::into_boxed_str).collect();
+        let others =
+            state.seen.into_iter().filter(|id| **id != *report.report_id).map(String::into_boxed_str).collect();
         rec.periods.insert(report.period, Slot { winner: report, others, first_submitted: state.first_submitted });
     }
 
@@ -252,10 +254,10 @@ impl Ledger {
 
     fn apply_inner(&mut self, report: Report) -> (Outcome, Arc<str>) {
         // One descent of the id tree for an institution already known.
-        if let Some(rec) = self.institutions.get_mut(report.institution_id.as_str()) {
+        if let Some(rec) = self.institutions.get_mut(&*report.institution_id) {
             return apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report);
         }
-        let key: Arc<str> = Arc::from(report.institution_id.as_str());
+        let key: Arc<str> = report.institution_id.clone();
         let rec = InstitutionRecord { institution_id: key.clone(), sector: report.sector, periods: BTreeMap::new() };
         let rec = self.institutions.entry(key).or_insert(rec);
         apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report)
@@ -353,9 +355,10 @@ fn apply_to(
     rec: &mut InstitutionRecord,
     by_sector_period: &mut BySectorPeriod,
     dirty: &mut Vec<(Arc<str>, Period)>,
-    report: Report,
+    mut report: Report,
 ) -> (Outcome, Arc<str>) {
     let key = rec.institution_id.clone();
+    share_strings(rec, &mut report);
     if rec.sector != report.sector {
         let why = format!("institution {} reports as {}, not {}", key, rec.sector, report.sector);
         return (Outcome::Rejected(Rejection::new(Reason::Inconsistent, why)), key);
@@ -377,7 +380,7 @@ fn apply_to(
             }
             let current = slot.winner.revision;
             if report.revision <= current {
-                slot.others.push(report.report_id.clone().into_boxed_str());
+                slot.others.push(report.report_id.clone());
                 let why = format!(
                     "revision {} of {} {} is not above the accepted revision {}",
                     report.revision, report.institution_id, period, current
@@ -385,12 +388,22 @@ fn apply_to(
                 return (Outcome::Rejected(Rejection::new(Reason::StaleRevision, why)), key);
             }
             let previous = std::mem::replace(&mut slot.winner, Arc::new(report));
-            slot.others.push(previous.report_id.as_str().into());
+            slot.others.push(previous.report_id.clone());
             by_sector_period.entry((sector, period)).or_default().insert(key.clone(), slot.winner.clone());
             Outcome::Replaced { previous_revision: current }
         }
     };
     (outcome, key)
+}
+
+/// Makes a report share its institution's id, and its name with the institution's latest
+/// report when the name is the same: a ledger holds a report for every institution and
+/// period, and without this each would hold its own copies of both.
+fn share_strings(rec: &InstitutionRecord, report: &mut Report) {
+    report.institution_id = rec.institution_id.clone();
+    if let Some(latest) = rec.latest().filter(|l| l.institution_name == report.institution_name) {
+        report.institution_name = latest.institution_name.clone();
+    }
 }
 
 #[cfg(test)]

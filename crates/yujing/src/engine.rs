@@ -315,7 +315,7 @@ impl Engine {
                 let memo = self
                     .memos
                     .get(&***inst)
-                    .filter(|m| m.name == latest.institution_name && m.district == latest.district_code.to_string());
+                    .filter(|m| *m.name == *latest.institution_name && m.district == latest.district_code.to_string());
                 // Every point after the last one derived is new, and no quiet period is after it.
                 let resume = memo.and_then(|m| {
                     let first_change = from.get(&***inst).copied().unwrap_or_else(|| m.last.add_months(1));
@@ -475,15 +475,8 @@ impl Engine {
             self.baselines.insert((sector, p), b);
         }
         for s in scored.scores {
-            // The shared id: from the scores already held (a hash probe), else the ledger's.
-            let id = match self.inst_scores.get_key_value(s.institution_id.as_str()) {
-                Some((id, _)) => Arc::clone(id),
-                None => self
-                    .ledger
-                    .institution(&s.institution_id)
-                    .map(|r| r.institution_id.clone())
-                    .unwrap_or_else(|| Arc::from(s.institution_id.as_str())),
-            };
+            // The ledger's shared id: its reports carry it, and so the scores made from them.
+            let id = Arc::clone(&s.institution_id);
             let slot = self.inst_scores.entry(id.clone()).or_default();
             let old = slot.get(&s.period);
             if old.map(|a| &**a) != Some(&s) {
@@ -519,7 +512,7 @@ impl Engine {
         for &p in &periods {
             for sector in Sector::ALL {
                 for r in self.ledger.sector_period(sector, p) {
-                    if let Some(s) = self.inst_scores.get(r.institution_id.as_str()).and_then(|m| m.get(&p)) {
+                    if let Some(s) = self.inst_scores.get(&*r.institution_id).and_then(|m| m.get(&p)) {
                         rows.push((&**s, r.as_ref()));
                         for scope in [SectorScope::One(sector), SectorScope::All] {
                             let t = at.entry((r.district_code, scope, p)).or_insert(r.submitted_at);
@@ -591,7 +584,7 @@ impl Engine {
         Some(EntitySeries {
             kind: EntityKind::Institution,
             entity_id: inst.to_string(),
-            entity_name: latest.institution_name.clone(),
+            entity_name: latest.institution_name.to_string(),
             district_code: latest.district_code.to_string(),
             sector: SectorScope::One(rec.sector),
             points,

@@ -34,13 +34,13 @@ pub fn scores_frame(engine: &Engine) -> Result<DataFrame> {
     let mut name = (String::new(), String::new());
     for s in &inst {
         // Rows come grouped by institution: look each name up once.
-        if name.0 != s.institution_id {
+        if *name.0 != *s.institution_id {
             let n = engine.ledger().institution(&s.institution_id).map(|r| r.name().to_string()).unwrap_or_default();
-            name = (s.institution_id.clone(), n);
+            name = (s.institution_id.to_string(), n);
         }
         let name = name.1.clone();
         level.push(Level::Institution.as_str());
-        entity_id.push(s.institution_id.clone());
+        entity_id.push(s.institution_id.to_string());
         entity_name.push(name);
         district_code.push(Some(s.district_code.to_string()));
         region.push(district(s.district_code).map(|d| d.region.id()));

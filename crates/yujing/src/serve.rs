@@ -41,7 +41,7 @@ fn latest_p_events(config: &Config, engine: &Engine) -> HashMap<(String, Period)
     let Some(model) = &config.probability else { return HashMap::new() };
     let mut latest: HashMap<&str, Period> = HashMap::new();
     for s in engine.institution_scores() {
-        let e = latest.entry(s.institution_id.as_str()).or_insert(s.period);
+        let e = latest.entry(&*s.institution_id).or_insert(s.period);
         *e = (*e).max(s.period);
     }
     let periods: BTreeSet<Period> = latest.values().copied().collect();
@@ -80,7 +80,7 @@ pub fn snapshot_parts(engine: &Engine, config: &Config, audit: &[AuditEntry]) ->
             let p_event = scores.last().and_then(|s| p_events.remove(&(r.institution_id.to_string(), s.period)));
             Some(InstitutionView {
                 id: r.institution_id.to_string(),
-                name: latest.institution_name.clone(),
+                name: latest.institution_name.to_string(),
                 sector: r.sector,
                 district_code: latest.district_code,
                 scores,

@@ -186,10 +186,10 @@ pub fn project(
     let mut sorted: Vec<&Report> = reports.iter().collect();
     sorted.sort_by(|a, b| (a.submitted_at, &a.report_id).cmp(&(b.submitted_at, &b.report_id)));
     let base = engine_over(config, rules, &sorted)?;
-    let replaced: BTreeMap<&str, &Report> = shocked.reports.iter().map(|r| (r.institution_id.as_str(), r)).collect();
+    let replaced: BTreeMap<&str, &Report> = shocked.reports.iter().map(|r| (&*r.institution_id, r)).collect();
     let stressed_inputs: Vec<&Report> = sorted
         .iter()
-        .map(|r| if r.period == period { replaced.get(r.institution_id.as_str()).copied().unwrap_or(r) } else { r })
+        .map(|r| if r.period == period { replaced.get(&*r.institution_id).copied().unwrap_or(r) } else { r })
         .collect();
     let after = engine_over(config, rules, &stressed_inputs)?;
 
@@ -234,7 +234,7 @@ pub fn project(
         e.institution_scores()
             .into_iter()
             .filter(|s| s.period == period)
-            .map(|s| (s.institution_id.clone(), s.clone()))
+            .map(|s| (s.institution_id.to_string(), s.clone()))
             .collect()
     };
     let (s0, s1) = (scores_at(&base), scores_at(&after));
@@ -248,9 +248,9 @@ pub fn project(
     let mut institutions: Vec<InstitutionChange> = s1
         .values()
         .filter_map(|n| {
-            let o = s0.get(&n.institution_id)?;
+            let o = s0.get(&*n.institution_id)?;
             (o.grade != n.grade).then(|| InstitutionChange {
-                institution_id: n.institution_id.clone(),
+                institution_id: n.institution_id.to_string(),
                 sector: n.sector,
                 district_code: n.district_code,
                 change: change((o.score, o.grade), (n.score, n.grade)),

@@ -200,7 +200,7 @@ fn p_events_follow_the_configured_model() {
     };
     let period = "2021-01".parse().unwrap();
     let p = p_events(&model, &engine, period);
-    let score = |id: &str| engine.institution_scores().into_iter().find(|s| s.institution_id == id).unwrap().score;
+    let score = |id: &str| engine.institution_scores().into_iter().find(|s| &*s.institution_id == id).unwrap().score;
     for id in ["CQ-MLC-0001", "CQ-MLC-0002"] {
         let expected = 1.0 / (1.0 + (5.0 - 10.0 * score(id) / 100.0).exp());
         assert!((p[id] - expected).abs() < 1e-12, "{id}: {} vs {expected}", p[id]);

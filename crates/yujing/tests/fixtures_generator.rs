@@ -22,7 +22,7 @@ fn decoded(set: &FixtureSet) -> Vec<Result<Report, Reason>> {
 fn winners(set: &FixtureSet) -> BTreeMap<(String, Period), Report> {
     let mut w: BTreeMap<(String, Period), Report> = BTreeMap::new();
     for r in decoded(set).into_iter().flatten() {
-        let key = (r.institution_id.clone(), r.period);
+        let key = (r.institution_id.to_string(), r.period);
         match w.get(&key) {
             Some(old) if old.revision >= r.revision => {}
             _ => {
@@ -243,13 +243,14 @@ fn ids_times_and_arrival_order_follow_the_contract() {
     let mut seen: BTreeSet<(String, Period)> = BTreeSet::new();
     for (r, arrived) in decoded(set).iter().zip(&set.arrived_at) {
         let Ok(r) = r else { continue };
-        assert_eq!(r.report_id, format!("{}/{}/r{}", r.institution_id, r.period, r.revision));
+        assert_eq!(*r.report_id, format!("{}/{}/r{}", r.institution_id, r.period, r.revision));
         assert_eq!(r.submitted_at.offset().local_minus_utc(), 8 * 3600);
         let local = r.submitted_at;
         assert!((8..18).contains(&local.hour()), "{local}");
         assert!(local.weekday().number_from_monday() <= 5, "{local}");
         assert!(r.submitted_at >= r.period.end() && *arrived >= r.submitted_at);
-        if seen.insert((r.institution_id.clone(), r.period)) && r.submitted_at > r.period.end() + Duration::days(15) {
+        if seen.insert((r.institution_id.to_string(), r.period)) && r.submitted_at > r.period.end() + Duration::days(15)
+        {
             late_firsts += 1;
         }
     }
@@ -273,7 +274,7 @@ fn planted_imperfections_are_in_the_stream() {
         if r.revision > 1 {
             corrections.insert(r.report_id.clone());
         }
-        let h = highest.entry((r.institution_id.clone(), r.period)).or_insert(0);
+        let h = highest.entry((r.institution_id.to_string(), r.period)).or_insert(0);
         if r.revision < *h {
             stale += 1;
         }
@@ -375,7 +376,7 @@ fn healthy_levels_sit_mostly_in_the_safe_region() {
         set.institutions.iter().filter(|i| i.profile == Profile::Healthy).map(|i| i.id.as_str()).collect();
     let w = winners(set);
     let mut values: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for r in w.values().filter(|r| healthy.contains(r.institution_id.as_str())) {
+    for r in w.values().filter(|r| healthy.contains(&*r.institution_id)) {
         let v = |x: Metric| r.metrics.value(x);
         let mut push = |k, x: f64| values.entry(k).or_default().push(x);
         match r.sector {

@@ -204,7 +204,7 @@ pub(crate) async fn institution(
         .reports
         .iter()
         .map(|r| ReportPoint {
-            report_id: r.report_id.clone(),
+            report_id: r.report_id.to_string(),
             period: r.period,
             revision: r.revision,
             submitted_at: r.submitted_at,

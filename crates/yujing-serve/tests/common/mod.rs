@@ -59,7 +59,8 @@ fn inst_score(id: &str, district: u32, p: &str, npl: f64) -> InstitutionScore {
             IndicatorScore { indicator: Indicator::NplRatio, value: Some(npl), sub_score: sub, weight: 0.5 },
             IndicatorScore { indicator: Indicator::Concentration, value: Some(0.0625), sub_score: 10.0, weight: 0.25 },
             IndicatorScore { indicator: Indicator::Leverage, value: Some(0.375), sub_score: 20.0, weight: 0.25 },
-        ],
+        ]
+        .into(),
         base_score: base,
         trend_delta: None,
         trend_z: None,
@@ -96,7 +97,7 @@ fn aggregate(
     }
     let mut top: Vec<Contributor> = scores
         .iter()
-        .map(|s| Contributor { institution_id: s.institution_id.clone(), score: s.score, points: s.score / n })
+        .map(|s| Contributor { institution_id: s.institution_id.to_string(), score: s.score, points: s.score / n })
         .collect();
     top.sort_by(|a, b| b.points.total_cmp(&a.points));
     AggregateScore {

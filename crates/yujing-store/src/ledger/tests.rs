@@ -5,9 +5,9 @@ use yujing_model::Metrics;
 fn report(inst: &str, period: &str, revision: u32, npl: f64, submitted: &str) -> Report {
     Report {
         schema_version: 1,
-        report_id: format!("{inst}/{period}/r{revision}"),
+        report_id: format!("{inst}/{period}/r{revision}").into(),
         institution_id: inst.into(),
-        institution_name: format!("{inst} 小贷"),
+        institution_name: format!("{inst} 小贷").into(),
         sector: Sector::Microloan,
         district_code: 500103,
         period: period.parse().unwrap(),

@@ -5,9 +5,9 @@ use yujing_model::{AlertState, Metrics, Report, Sector, Transition, TransitionKi
 fn report(inst: &str, period: &str, revision: u32, submitted: &str) -> Report {
     Report {
         schema_version: 1,
-        report_id: format!("{inst}/{period}/r{revision}"),
+        report_id: format!("{inst}/{period}/r{revision}").into(),
         institution_id: inst.into(),
-        institution_name: format!("{inst} 小额贷款有限公司"),
+        institution_name: format!("{inst} 小额贷款有限公司").into(),
         sector: Sector::Microloan,
         district_code: 500103,
         period: period.parse().unwrap(),

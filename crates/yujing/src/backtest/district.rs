@@ -31,10 +31,10 @@ pub fn judge(
         return Vec::new();
     };
     let district_of: HashMap<&str, u32> =
-        history.snapshots.iter().map(|s| (s.score.institution_id.as_str(), s.score.district_code)).collect();
+        history.snapshots.iter().map(|s| (&*s.score.institution_id, s.score.district_code)).collect();
     let mut by_district: BTreeMap<u32, Vec<Period>> = BTreeMap::new();
     for e in events {
-        if let Some(d) = district_of.get(e.institution_id.as_str()) {
+        if let Some(d) = district_of.get(&*e.institution_id) {
             by_district.entry(*d).or_default().push(e.period);
         }
     }

@@ -97,7 +97,7 @@ pub fn label<'a>(
     };
     let mut by_inst: HashMap<&str, Vec<Period>> = HashMap::new();
     for e in events {
-        by_inst.entry(e.institution_id.as_str()).or_default().push(e.period);
+        by_inst.entry(&*e.institution_id).or_default().push(e.period);
     }
     for v in by_inst.values_mut() {
         v.sort();
@@ -109,7 +109,7 @@ pub fn label<'a>(
         .filter(|s| window.is_none_or(|(a, b)| (a..=b).contains(&s.score.period)))
         .filter_map(|s| {
             let t = s.score.period;
-            let evs = by_inst.get(s.score.institution_id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let evs = by_inst.get(&*s.score.institution_id).map(Vec::as_slice).unwrap_or_default();
             if evs.iter().any(|e| *e <= t) {
                 return None; // at or after the event
             }
@@ -272,7 +272,7 @@ fn figures(signal: &Signal, sector: &str, obs: &[&Observation], theta: f64) -> F
     let rows: Vec<Judged> = obs
         .iter()
         .map(|o| Judged {
-            entity: o.snap.score.institution_id.as_str(),
+            entity: &*o.snap.score.institution_id,
             period: o.snap.score.period,
             rank: signal.rank(o.snap),
             event: o.event,
@@ -455,7 +455,7 @@ pub fn run(config: &Config, rules: RulePack, opts: &BacktestOptions) -> Result<B
 fn row(o: &Observation, model: Option<&ProbabilityConfig>) -> ObservationRow {
     let s = &o.snap.score;
     ObservationRow {
-        institution_id: s.institution_id.clone(),
+        institution_id: s.institution_id.to_string(),
         sector: s.sector,
         district_code: s.district_code,
         period: s.period,

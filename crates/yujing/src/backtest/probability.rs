@@ -120,7 +120,7 @@ pub fn p_events(
         .institution_scores()
         .into_iter()
         .filter(|s| s.period == period)
-        .map(|s| (s.institution_id.clone(), model.p_event(s, severity.get(s.institution_id.as_str()).copied())))
+        .map(|s| (s.institution_id.to_string(), model.p_event(s, severity.get(&*s.institution_id).copied())))
         .collect()
 }
 
@@ -132,7 +132,7 @@ pub fn csv(model: &ProbabilityConfig, engine: &crate::engine::Engine, period: yu
     let mut rows: Vec<&InstitutionScore> =
         engine.institution_scores().into_iter().filter(|s| s.period == period).collect();
     rows.sort_by(|a, b| {
-        p[&b.institution_id].total_cmp(&p[&a.institution_id]).then_with(|| a.institution_id.cmp(&b.institution_id))
+        p[&*b.institution_id].total_cmp(&p[&*a.institution_id]).then_with(|| a.institution_id.cmp(&b.institution_id))
     });
     let mut out = String::from("institution_id,sector,district_code,period,score,grade,p_event\n");
     for s in rows {
@@ -145,7 +145,7 @@ pub fn csv(model: &ProbabilityConfig, engine: &crate::engine::Engine, period: yu
             s.period,
             s.score,
             s.grade.as_str(),
-            p[&s.institution_id]
+            p[&*s.institution_id]
         );
     }
     out
@@ -187,7 +187,7 @@ mod tests {
                 period: Period::new(2021, 1).unwrap(),
                 sector: Sector::Microloan,
                 district_code: 500103,
-                indicators: Vec::new(),
+                indicators: Box::default(),
                 base_score: score,
                 trend_delta: None,
                 trend_z: None,

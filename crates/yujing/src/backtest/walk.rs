@@ -148,7 +148,7 @@ fn record(engine: &Engine, recorded: &mut Option<Period>, history: &mut History,
             .iter()
             .filter(|s| s.period == period)
             .map(|s| {
-                let alerts = severities(by_inst.get(s.institution_id.as_str()).into_iter().flatten().copied(), period);
+                let alerts = severities(by_inst.get(&*s.institution_id).into_iter().flatten().copied(), period);
                 Snapshot { score: (*s).clone(), alerts }
             })
             .collect();
