@@ -32,16 +32,16 @@ pub fn institution_series(n_institutions: usize, points: usize, seed: u64, confi
             let report: &Report = by_key[&(&*s.institution_id, s.period)];
             let id = &*report.institution_id;
             let mut values = BTreeMap::from([
-                ("reporting_gap".to_owned(), 0.0),
-                ("score".to_owned(), s.score),
-                ("base_score".to_owned(), s.base_score),
+                ("reporting_gap".into(), 0.0),
+                ("score".into(), s.score),
+                ("base_score".into(), s.base_score),
             ]);
             if let Some(z) = s.trend_z {
-                values.insert("trend_z".to_owned(), z);
+                values.insert("trend_z".into(), z);
             }
             for i in &s.indicators {
                 if let Some(v) = i.value.filter(|v| v.is_finite()) {
-                    values.insert(i.indicator.as_str().to_owned(), v);
+                    values.insert(i.indicator.as_str().into(), v);
                 }
             }
             points_of.entry(id).or_default().push(SeriesPoint { period: s.period, at: report.submitted_at, values });

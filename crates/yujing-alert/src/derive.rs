@@ -4,7 +4,7 @@ use crate::pack::{Rule, RulePack};
 use crate::series::{EntitySeries, SeriesPoint};
 use crate::text::{self, Reading};
 use chrono::TimeDelta;
-use std::collections::BTreeMap;
+use yujing_model::alert::Figures;
 use yujing_model::{
     Alert, AlertLinks, AlertState, EntityKind, Evidence, Period, SectorScope, Severity, alert::SeverityStep, alert_id,
 };
@@ -209,7 +209,7 @@ fn open(rule: &Rule, series: &EntitySeries, key: &str, point: &SeriesPoint, seve
             periods: 0,
             score: None,
             trend_z: None,
-            indicators: BTreeMap::new(),
+            indicators: Figures::default(),
             summary: String::new(),
         },
         assignee: None,
@@ -233,10 +233,7 @@ fn refresh(
         .values
         .iter()
         .filter(|(k, v)| {
-            v.is_finite()
-                && **k != rule.metric
-                && k.as_str() != crate::metrics::SCORE
-                && k.as_str() != crate::metrics::TREND_Z
+            v.is_finite() && **k != rule.metric && **k != *crate::metrics::SCORE && **k != *crate::metrics::TREND_Z
         })
         .map(|(k, v)| (k.clone(), *v))
         .collect();

@@ -27,7 +27,7 @@
 //!     period: period.parse().unwrap(),
 //!     at: chrono::DateTime::parse_from_rfc3339(&format!("{period}-28T10:00:00+08:00"))
 //!         .unwrap(),
-//!     values: BTreeMap::from([("npl_ratio".to_owned(), npl)]),
+//!     values: BTreeMap::from([("npl_ratio".into(), npl)]),
 //! };
 //! let series = EntitySeries {
 //!     kind: EntityKind::Institution,

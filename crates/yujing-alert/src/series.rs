@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use yujing_model::{EntityKind, Period, SectorScope};
 
@@ -15,8 +16,9 @@ pub struct SeriesPoint {
     /// that made a report count as missing. Alerts take their timestamps from it.
     pub at: DateTime<FixedOffset>,
     /// Metric name → value (see [`crate::metrics`]). An absent metric is unknown this
-    /// period: rules on it hold their state. Non-finite values count as absent.
-    pub values: BTreeMap<String, f64>,
+    /// period: rules on it hold their state. Non-finite values count as absent. The
+    /// pipeline's names are borrowed, not copied.
+    pub values: BTreeMap<Cow<'static, str>, f64>,
 }
 
 impl SeriesPoint {

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{DateTime, FixedOffset};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -119,7 +119,7 @@ fn alert() -> Alert {
             periods: 2,
             score: Some(78.4),
             trend_z: None,
-            indicators: BTreeMap::new(),
+            indicators: Default::default(),
             summary: "渝中区 重庆某某小额贷款有限公司: npl_ratio 16.2% ≥ 15.0% (橙色) / \
                       CQ-MLC-0042 npl_ratio 16.2% crossed 15.0% (orange)"
                 .into(),

@@ -31,7 +31,7 @@ fn microloan(seed: u64, months: usize) -> EntitySeries {
             npl = (npl + (rng.next() - 0.5) * 0.05).clamp(0.0, 0.4);
             score = (score + (rng.next() - 0.5) * 25.0).clamp(0.0, 100.0);
             let missing = rng.next() < 0.12;
-            let values: BTreeMap<String, f64> = if missing {
+            let values: BTreeMap<std::borrow::Cow<'static, str>, f64> = if missing {
                 BTreeMap::from([("reporting_gap".into(), 2.0)])
             } else {
                 BTreeMap::from([

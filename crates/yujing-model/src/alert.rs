@@ -6,6 +6,7 @@ use crate::sector::SectorScope;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -187,9 +188,78 @@ pub struct Evidence {
     /// The trend z-score in the latest period, where there is one.
     pub trend_z: Option<f64>,
     /// Every indicator value of the latest period.
-    pub indicators: BTreeMap<String, f64>,
+    pub indicators: Figures,
     /// One sentence in Chinese and English.
     pub summary: String,
+}
+
+/// Metric name → value, in name order: the small map every alert carries in its evidence.
+///
+/// A sorted vector rather than a `BTreeMap` (whose smallest node takes 400 bytes for a
+/// handful of entries), with the pipeline's metric names borrowed rather than copied. It
+/// is a JSON object on the wire, in the same order as a map's.
+///
+/// ```
+/// use yujing_model::alert::Figures;
+/// let f: Figures = [("npl_ratio", 0.12), ("base_score", 61.0)].into_iter().collect();
+/// assert_eq!(f.get("npl_ratio"), Some(0.12));
+/// assert_eq!(serde_json::to_string(&f).unwrap(), r#"{"base_score":61.0,"npl_ratio":0.12}"#);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures(Vec<(Cow<'static, str>, f64)>);
+
+impl Figures {
+    /// The value of a metric.
+    pub fn get(&self, metric: &str) -> Option<f64> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(metric)).ok().map(|i| self.0[i].1)
+    }
+
+    /// The metrics and their values, in name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, f64)> + '_ {
+        self.0.iter().map(|(k, v)| (&**k, *v))
+    }
+
+    /// The metric names, in order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.0.iter().map(|(k, _)| &**k)
+    }
+
+    /// The number of metrics.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Sorts by name; of a name given twice the last value stays, as a map's insert would.
+impl<K: Into<Cow<'static, str>>> FromIterator<(K, f64)> for Figures {
+    fn from_iter<I: IntoIterator<Item = (K, f64)>>(iter: I) -> Figures {
+        let mut v: Vec<(Cow<'static, str>, f64)> = iter.into_iter().map(|(k, x)| (k.into(), x)).collect();
+        // Stable, so equal names keep their order and the last is the one kept.
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.reverse();
+        v.dedup_by(|later, earlier| later.0 == earlier.0);
+        v.reverse();
+        v.shrink_to_fit();
+        Figures(v)
+    }
+}
+
+impl Serialize for Figures {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Figures {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Figures, D::Error> {
+        let map = BTreeMap::<String, f64>::deserialize(d)?;
+        Ok(map.into_iter().collect())
+    }
 }
 
 /// A severity change in an alert's history.
@@ -349,6 +419,20 @@ pub struct Transition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figures_read_and_write_as_the_map_they_replace() {
+        let pairs = [("stall", 0.5), ("npl_ratio", 0.1), ("base_score", 40.0), ("npl_ratio", 0.2)];
+        let map: BTreeMap<String, f64> = pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let figures: Figures = pairs.into_iter().collect();
+        // A name given twice keeps its last value, as a map's insert does.
+        assert_eq!(figures.get("npl_ratio"), Some(0.2));
+        assert_eq!(figures.get("leverage"), None);
+        assert_eq!(figures.keys().collect::<Vec<_>>(), ["base_score", "npl_ratio", "stall"]);
+        let json = serde_json::to_string(&figures).unwrap();
+        assert_eq!(json, serde_json::to_string(&map).unwrap());
+        assert_eq!(serde_json::from_str::<Figures>(&json).unwrap(), figures);
+    }
 
     #[test]
     fn transition_kinds_are_named_as_serde_names_them() {

@@ -568,14 +568,14 @@ impl Engine {
                 continue;
             }
             let mut values = BTreeMap::new();
-            values.insert("reporting_gap".to_string(), gap);
+            values.insert(rule_metrics::REPORTING_GAP.into(), gap);
             if let Some(s) = scores.and_then(|m| m.get(&period)) {
                 for metric in [rule_metrics::SCORE, rule_metrics::BASE_SCORE, rule_metrics::TREND_Z]
                     .into_iter()
                     .chain(s.indicators.iter().map(|i| i.indicator.as_str()))
                 {
                     if let Some(v) = score_value(s, metric) {
-                        values.insert(metric.to_string(), v);
+                        values.insert(metric.into(), v);
                     }
                 }
             }
@@ -600,13 +600,13 @@ impl Engine {
         let mut prev_complaints: Option<f64> = None;
         for a in self.aggregates.range(lo..=hi).map(|(_, a)| a) {
             let mut values = BTreeMap::from([
-                ("score".to_string(), a.score),
-                ("orange_plus".to_string(), f64::from(a.orange_plus())),
-                ("institutions".to_string(), f64::from(a.institutions)),
+                (rule_metrics::SCORE.into(), a.score),
+                (rule_metrics::ORANGE_PLUS.into(), f64::from(a.orange_plus())),
+                (rule_metrics::INSTITUTIONS.into(), f64::from(a.institutions)),
             ]);
-            let mut put = |k: &str, v: Option<f64>| {
+            let mut put = |k: &'static str, v: Option<f64>| {
                 if let Some(v) = v.filter(|v| v.is_finite()) {
-                    values.insert(k.to_string(), v);
+                    values.insert(k.into(), v);
                 }
             };
             put("npl_ratio", a.npl_ratio);

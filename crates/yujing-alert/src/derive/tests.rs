@@ -193,7 +193,7 @@ fn reporting_gap_opens_and_resolves_a_reporting_discipline_alert() {
     assert_eq!(npl.len(), 1);
     assert_eq!(npl[0].state, AlertState::Open);
     assert_eq!(npl[0].last_period, period("2025-05"));
-    assert_eq!(npl[0].evidence.indicators.get("reporting_gap"), Some(&0.0));
+    assert_eq!(npl[0].evidence.indicators.get("reporting_gap"), Some(0.0));
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn evidence_carries_the_point() {
     let a = of_rule(&alerts, "microloan-npl")[0];
     assert_eq!(a.evidence.score, Some(81.5));
     assert_eq!(a.evidence.trend_z, Some(2.1));
-    let keys: Vec<&str> = a.evidence.indicators.keys().map(String::as_str).collect();
+    let keys: Vec<&str> = a.evidence.indicators.keys().collect();
     assert_eq!(keys, ["leverage"]);
 }
 

@@ -149,7 +149,7 @@ pub fn alert(id: &str, entity: &str, district: &str, severity: Severity, state: 
             periods: 1,
             score: Some(60.0),
             trend_z: None,
-            indicators: BTreeMap::new(),
+            indicators: Default::default(),
             summary: format!("{entity} npl_ratio crossed the line"),
         },
         assignee: None,
