@@ -94,6 +94,11 @@ pub struct BatchOutput {
     pub transitions: Vec<Transition>,
 }
 
+/// Institutions derived at once in a settle, on both cores, before the book takes their
+/// alerts: enough to keep the cores busy, few enough that the derived alerts held at once
+/// stay small.
+const DERIVE_CHUNK: usize = 2048;
+
 /// The pipeline state and its batch step.
 pub struct Engine {
     decoder: Decoder,
@@ -308,49 +313,54 @@ impl Engine {
         // opened up to it are closed and cannot change.
         let from = std::mem::take(&mut self.pending_from);
         let institutions: Vec<&Arc<str>> = institutions.iter().collect();
-        let derived_institutions: Vec<_> = institutions
-            .par_iter()
-            .filter_map(|inst| {
-                let latest = self.ledger.institution(inst)?.latest()?;
-                let memo = self
-                    .memos
-                    .get(&***inst)
-                    .filter(|m| *m.name == *latest.institution_name && m.district == latest.district_code.to_string());
-                // Every point after the last one derived is new, and no quiet period is after it.
-                let resume = memo.and_then(|m| {
-                    let first_change = from.get(&***inst).copied().unwrap_or_else(|| m.last.add_months(1));
-                    m.quiet.iter().rev().find(|q| **q < first_change).copied()
-                });
-                let series = self.institution_series(inst, resume)?;
-                let mut quiet: Vec<Period> = Vec::new();
-                if let (Some(r), Some(m)) = (resume, memo) {
-                    quiet.extend(m.quiet.iter().filter(|q| **q <= r));
-                }
-                // The series' last period (a quiet period is a point's: with nothing after
-                // the resumption, it is the last).
-                let last = series.points.last().map(|p| p.period).or(resume);
-                let derived = derive_quiet(&self.rules, &series);
-                quiet.extend(derived.quiet);
-                let memo =
-                    last.map(|last| Memo { quiet, last, name: series.entity_name, district: series.district_code });
-                Some((*inst, series.sector, resume, derived.alerts, memo))
-            })
-            .collect();
+        let (mut transitions, mut derived_n, mut resumed) = (Vec::new(), 0, 0);
+        // A chunk at a time: the derived histories are held only until the book has them
+        // (a backlog's settle re-derives tens of thousands of institutions).
+        for chunk in institutions.chunks(DERIVE_CHUNK) {
+            let derived_institutions: Vec<_> = chunk
+                .par_iter()
+                .filter_map(|inst| {
+                    let latest = self.ledger.institution(inst)?.latest()?;
+                    let memo = self.memos.get(&***inst).filter(|m| {
+                        *m.name == *latest.institution_name && m.district == latest.district_code.to_string()
+                    });
+                    // Every point after the last one derived is new, and no quiet period is
+                    // after it.
+                    let resume = memo.and_then(|m| {
+                        let first_change = from.get(&***inst).copied().unwrap_or_else(|| m.last.add_months(1));
+                        m.quiet.iter().rev().find(|q| **q < first_change).copied()
+                    });
+                    let series = self.institution_series(inst, resume)?;
+                    let mut quiet: Vec<Period> = Vec::new();
+                    if let (Some(r), Some(m)) = (resume, memo) {
+                        quiet.extend(m.quiet.iter().filter(|q| **q <= r));
+                    }
+                    // The series' last period (a quiet period is a point's: with nothing after
+                    // the resumption, it is the last).
+                    let last = series.points.last().map(|p| p.period).or(resume);
+                    let derived = derive_quiet(&self.rules, &series);
+                    quiet.extend(derived.quiet);
+                    let memo =
+                        last.map(|last| Memo { quiet, last, name: series.entity_name, district: series.district_code });
+                    Some((*inst, series.sector, resume, derived.alerts, memo))
+                })
+                .collect();
+            derived_n += derived_institutions.len();
+            resumed += derived_institutions.iter().filter(|d| d.2.is_some()).count();
+            for (inst, sector, resume, derived, memo) in derived_institutions {
+                transitions.extend(self.book.reconcile_after(EntityKind::Institution, inst, sector, resume, derived));
+                match memo {
+                    Some(memo) => self.memos.insert(inst.clone(), memo),
+                    None => self.memos.remove(&**inst),
+                };
+            }
+        }
+        tracing::debug!(institutions = derived_n, resumed, "institution histories derived");
         let districts: Vec<(String, SectorScope)> = districts.into_iter().collect();
         let derived_districts: Vec<_> = districts
             .par_iter()
             .map(|(code, scope)| derive(&self.rules, &self.district_series(code, *scope)))
             .collect();
-        let resumed = derived_institutions.iter().filter(|d| d.2.is_some()).count();
-        tracing::debug!(institutions = derived_institutions.len(), resumed, "institution histories derived");
-        let mut transitions = Vec::new();
-        for (inst, sector, resume, derived, memo) in derived_institutions {
-            transitions.extend(self.book.reconcile_after(EntityKind::Institution, inst, sector, resume, derived));
-            match memo {
-                Some(memo) => self.memos.insert(inst.clone(), memo),
-                None => self.memos.remove(&**inst),
-            };
-        }
         for ((code, scope), derived) in districts.iter().zip(derived_districts) {
             transitions.extend(self.book.reconcile(EntityKind::District, code, *scope, derived));
         }
