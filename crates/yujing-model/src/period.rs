@@ -117,9 +117,125 @@ impl<'de> Deserialize<'de> for Period {
     }
 }
 
+/// Values by period, in period order: a sorted vector.
+///
+/// An institution holds one entry per period reported (about 25 in two years), and there
+/// are tens of thousands of institutions. A `BTreeMap` that small fills its 11-entry nodes
+/// to six or seven and costs about twice the entries' own size; this costs the entries,
+/// grown by a quarter at a time. Periods mostly arrive in order, so an insert is a push.
+///
+/// ```
+/// use yujing_model::period::PeriodMap;
+/// let mut m = PeriodMap::new();
+/// let (jan, feb) = ("2025-01".parse().unwrap(), "2025-02".parse().unwrap());
+/// m.insert(feb, "b");
+/// m.insert(jan, "a");
+/// assert_eq!(m.insert(feb, "B"), Some("b"));
+/// assert_eq!(m.values().copied().collect::<Vec<_>>(), ["a", "B"]);
+/// assert_eq!(m.get(&jan), Some(&"a"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeriodMap<V> {
+    entries: Vec<(Period, V)>,
+}
+
+impl<V> Default for PeriodMap<V> {
+    fn default() -> Self {
+        PeriodMap { entries: Vec::new() }
+    }
+}
+
+impl<V> PeriodMap<V> {
+    /// An empty map (no allocation).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn find(&self, period: &Period) -> Result<usize, usize> {
+        // Lookups are mostly of the latest periods: check the end before searching.
+        match self.entries.last() {
+            Some((last, _)) if last == period => Ok(self.entries.len() - 1),
+            Some((last, _)) if last < period => Err(self.entries.len()),
+            _ => self.entries.binary_search_by_key(period, |(p, _)| *p),
+        }
+    }
+
+    /// The value of a period.
+    pub fn get(&self, period: &Period) -> Option<&V> {
+        self.find(period).ok().map(|i| &self.entries[i].1)
+    }
+
+    /// The value of a period, to change it.
+    pub fn get_mut(&mut self, period: &Period) -> Option<&mut V> {
+        self.find(period).ok().map(|i| &mut self.entries[i].1)
+    }
+
+    /// Sets a period's value; returns the value it replaces.
+    pub fn insert(&mut self, period: Period, value: V) -> Option<V> {
+        match self.find(&period) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            Err(i) => {
+                if self.entries.len() == self.entries.capacity() {
+                    self.entries.reserve_exact((self.entries.len() / 4).max(4));
+                }
+                self.entries.insert(i, (period, value));
+                None
+            }
+        }
+    }
+
+    /// The periods, in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Period> + ExactSizeIterator + '_ {
+        self.entries.iter().map(|(p, _)| p)
+    }
+
+    /// The values, in period order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator + '_ {
+        self.entries.iter().map(|(_, v)| v)
+    }
+
+    /// The periods and values, in order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Period, &V)> + ExactSizeIterator + '_ {
+        self.entries.iter().map(|(p, v)| (p, v))
+    }
+
+    /// The number of periods.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        /// Whatever order periods come in, with repeats, the map holds what a `BTreeMap`
+        /// would, in the same order.
+        #[test]
+        fn period_map_is_a_map_in_period_order(ops in prop::collection::vec((0i32..40, any::<u16>()), 0..120)) {
+            let (mut ours, mut theirs) = (PeriodMap::new(), BTreeMap::new());
+            for (k, v) in ops {
+                let p = Period::from_index(24_240 + k);
+                prop_assert_eq!(ours.insert(p, v), theirs.insert(p, v));
+                prop_assert_eq!(ours.get(&p), theirs.get(&p));
+            }
+            prop_assert_eq!(ours.len(), theirs.len());
+            prop_assert!(ours.iter().eq(theirs.iter()));
+            prop_assert_eq!(ours.keys().next_back(), theirs.keys().next_back());
+            for k in 0..40 {
+                let p = Period::from_index(24_240 + k);
+                prop_assert_eq!(ours.get(&p), theirs.get(&p));
+            }
+        }
+    }
 
     #[test]
     fn parses_and_prints() {

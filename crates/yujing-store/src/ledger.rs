@@ -7,6 +7,7 @@
 use chrono::{DateTime, Duration, FixedOffset};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use yujing_model::period::PeriodMap;
 use yujing_model::{Metric, Period, Reason, Rejection, Report, Sector};
 
 /// What applying a report did.
@@ -53,9 +54,19 @@ struct Slot {
     winner: Arc<Report>,
     /// The `report_id`s seen other than the winner's (most slots have none, and then no
     /// allocation).
-    others: Vec<Box<str>>,
+    others: Box<[Box<str>]>,
     /// The earliest submission of any revision: a correction does not make a report late.
     first_submitted: DateTime<FixedOffset>,
+}
+
+impl Slot {
+    /// Notes a `report_id` seen besides the winner's (rare: a boxed slice rather than a
+    /// `Vec` keeps every other slot 8 bytes smaller).
+    fn note_other(&mut self, id: Box<str>) {
+        let mut others = std::mem::take(&mut self.others).into_vec();
+        others.push(id);
+        self.others = others.into_boxed_slice();
+    }
 }
 
 /// What the ledger knows of an institution.
@@ -65,7 +76,7 @@ pub struct InstitutionRecord {
     pub institution_id: Arc<str>,
     /// Its sector (fixed: a report under another sector is rejected).
     pub sector: Sector,
-    periods: BTreeMap<Period, Slot>,
+    periods: PeriodMap<Slot>,
 }
 
 impl InstitutionRecord {
@@ -238,7 +249,7 @@ impl Ledger {
         let rec = self.institutions.entry(key.clone()).or_insert_with(|| InstitutionRecord {
             institution_id: key.clone(),
             sector: report.sector,
-            periods: BTreeMap::new(),
+            periods: PeriodMap::new(),
         });
         share_strings(rec, Arc::make_mut(&mut report));
         self.by_sector_period.entry((report.sector, report.period)).or_default().insert(key, report.clone());
@@ -258,7 +269,7 @@ impl Ledger {
             return apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report);
         }
         let key: Arc<str> = report.institution_id.clone();
-        let rec = InstitutionRecord { institution_id: key.clone(), sector: report.sector, periods: BTreeMap::new() };
+        let rec = InstitutionRecord { institution_id: key.clone(), sector: report.sector, periods: PeriodMap::new() };
         let rec = self.institutions.entry(key).or_insert(rec);
         apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report)
     }
@@ -370,7 +381,7 @@ fn apply_to(
             let first_submitted = report.submitted_at;
             let winner = Arc::new(report);
             by_sector_period.entry((sector, period)).or_default().insert(key.clone(), winner.clone());
-            rec.periods.insert(period, Slot { winner, others: Vec::new(), first_submitted });
+            rec.periods.insert(period, Slot { winner, others: Box::default(), first_submitted });
             Outcome::New
         }
         Some(slot) => {
@@ -380,7 +391,7 @@ fn apply_to(
             }
             let current = slot.winner.revision;
             if report.revision <= current {
-                slot.others.push(report.report_id.clone());
+                slot.note_other(report.report_id.clone());
                 let why = format!(
                     "revision {} of {} {} is not above the accepted revision {}",
                     report.revision, report.institution_id, period, current
@@ -388,7 +399,7 @@ fn apply_to(
                 return (Outcome::Rejected(Rejection::new(Reason::StaleRevision, why)), key);
             }
             let previous = std::mem::replace(&mut slot.winner, Arc::new(report));
-            slot.others.push(previous.report_id.clone());
+            slot.note_other(previous.report_id.clone());
             by_sector_period.entry((sector, period)).or_default().insert(key.clone(), slot.winner.clone());
             Outcome::Replaced { previous_revision: current }
         }

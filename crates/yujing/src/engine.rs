@@ -21,6 +21,7 @@ use yujing_alert::{
     same_outcomes,
 };
 use yujing_ingest::{Decoder, Input};
+use yujing_model::period::PeriodMap;
 use yujing_model::{
     AggregateScore, Alert, DeadLetter, DecodeLimits, EntityKind, InstitutionScore, Level, Period, Reason, Report,
     Sector, SectorScope, Transition, period::china_tz,
@@ -106,7 +107,7 @@ pub struct Engine {
     score: ScoreConfig,
     rules: RulePack,
     book: AlertBook,
-    inst_scores: HashMap<Arc<str>, BTreeMap<Period, Arc<InstitutionScore>>>,
+    inst_scores: HashMap<Arc<str>, PeriodMap<Arc<InstitutionScore>>>,
     aggregates: BTreeMap<AggKey, AggregateScore>,
     agg_at: HashMap<(u32, SectorScope, Period), DateTime<FixedOffset>>,
     due_through: Option<Period>,
