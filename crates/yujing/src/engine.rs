@@ -100,6 +100,9 @@ pub struct BatchOutput {
 /// stay small.
 const DERIVE_CHUNK: usize = 2048;
 
+/// Periods of a sector scored in one call in a settle (see [`Engine::score_periods`]).
+const SCORE_CHUNK_PERIODS: usize = 3;
+
 /// The pipeline state and its batch step.
 pub struct Engine {
     decoder: Decoder,
@@ -456,14 +459,28 @@ impl Engine {
         periods: &PeriodWork,
         entities: &mut BTreeSet<Arc<str>>,
     ) -> Result<(), EngineError> {
-        if periods.is_empty() {
-            return Ok(());
+        // A few periods at a time: a period's scores depend only on its rows, the rows of
+        // the period before and its baseline, so the result is the same, and the frames and
+        // scores held at once are a few periods' (a backlog's settle scores every period).
+        let work: Vec<(&Period, &(Baseline, Option<Ids>))> = periods.iter().collect();
+        for chunk in work.chunks(SCORE_CHUNK_PERIODS) {
+            self.score_chunk(sector, chunk, entities)?;
         }
+        Ok(())
+    }
+
+    /// [`Engine::score_periods`] for some of the periods.
+    fn score_chunk(
+        &mut self,
+        sector: Sector,
+        periods: &[(&Period, &(Baseline, Option<Ids>))],
+        entities: &mut BTreeSet<Arc<str>>,
+    ) -> Result<(), EngineError> {
         let step = sector.cadence_months();
         // The rows each period needs, its own and those of the period before (for the
         // trend), taken once per period and in (period, institution) order.
         let mut needed: BTreeMap<Period, Option<BTreeSet<&Arc<str>>>> = BTreeMap::new();
-        for (p, (_, insts)) in periods {
+        for &(p, (_, insts)) in periods {
             for q in [*p, p.add_months(-step)] {
                 match (needed.entry(q).or_insert_with(|| Some(BTreeSet::new())), insts) {
                     (Some(mine), Some(insts)) => mine.extend(insts),
@@ -480,7 +497,7 @@ impl Engine {
                 }
             }
         }
-        let baselines: BTreeMap<Period, Baseline> = periods.iter().map(|(p, (b, _))| (*p, *b)).collect();
+        let baselines: BTreeMap<Period, Baseline> = periods.iter().map(|&(p, (b, _))| (*p, *b)).collect();
         let scored = yujing_score::score_sector_against(&self.score, sector, &baselines, &reports)?;
         for (p, b) in scored.baselines {
             self.baselines.insert((sector, p), b);
@@ -517,36 +534,39 @@ impl Engine {
         let periods: BTreeSet<Period> = touched.iter().map(|(_, p)| *p).collect();
         self.touched_periods.extend(&periods);
         let mut changed = BTreeSet::new();
+        // A period at a time: the sums are exact integer sums and the top contributors a
+        // total order, so a period's aggregates do not depend on what else was touched, and
+        // the rows and columns held at once are one period's (a backlog's settle touches
+        // every period, a million rows).
         let mut rows: Vec<(&InstitutionScore, &Report)> = Vec::new();
-        // The event time of each district aggregate: its latest winning submission.
-        let mut at: HashMap<(u32, SectorScope, Period), DateTime<FixedOffset>> = HashMap::new();
         for &p in &periods {
+            rows.clear();
+            // The event time of each district aggregate: its latest winning submission.
+            let mut at: HashMap<(u32, SectorScope), DateTime<FixedOffset>> = HashMap::new();
             for sector in Sector::ALL {
                 for r in self.ledger.sector_period(sector, p) {
                     if let Some(s) = self.inst_scores.get(&*r.institution_id).and_then(|m| m.get(&p)) {
                         rows.push((&**s, r.as_ref()));
                         for scope in [SectorScope::One(sector), SectorScope::All] {
-                            let t = at.entry((r.district_code, scope, p)).or_insert(r.submitted_at);
+                            let t = at.entry((r.district_code, scope)).or_insert(r.submitted_at);
                             *t = (*t).max(r.submitted_at);
                         }
                     }
                 }
             }
-        }
-        for ((code, scope, period), t) in at {
-            if self.agg_at.insert((code, scope, period), t) != Some(t) {
-                changed.insert((code.to_string(), scope));
-            }
-        }
-        // One call for every touched period: the sums are exact integer sums and the top
-        // contributors a total order, so the result does not depend on what else was touched.
-        for a in yujing_score::aggregate(&self.score, &rows)? {
-            let key: AggKey = (a.level, a.entity_id.clone(), a.sector, a.period);
-            if self.aggregates.get(&key) != Some(&a) {
-                if a.level == Level::District {
-                    changed.insert((a.entity_id.clone(), a.sector));
+            for ((code, scope), t) in at {
+                if self.agg_at.insert((code, scope, p), t) != Some(t) {
+                    changed.insert((code.to_string(), scope));
                 }
-                self.aggregates.insert(key, a);
+            }
+            for a in yujing_score::aggregate(&self.score, &rows)? {
+                let key: AggKey = (a.level, a.entity_id.clone(), a.sector, a.period);
+                if self.aggregates.get(&key) != Some(&a) {
+                    if a.level == Level::District {
+                        changed.insert((a.entity_id.clone(), a.sector));
+                    }
+                    self.aggregates.insert(key, a);
+                }
             }
         }
         Ok(changed)
