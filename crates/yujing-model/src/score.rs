@@ -203,7 +203,9 @@ impl fmt::Display for Indicator {
     }
 }
 
-/// One indicator of one institution and period, with how it scored.
+/// One indicator of one institution and period, with how it scored. Its weight in the
+/// composite is the sector's, in the scoring configuration (held once there, not in each
+/// of the million scores).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct IndicatorScore {
     /// Which indicator.
@@ -212,8 +214,6 @@ pub struct IndicatorScore {
     pub value: Option<f64>,
     /// Its 0..100 sub-score between the safe and critical cutoffs.
     pub sub_score: f64,
-    /// Its weight in the composite, normalised so a sector's weights sum to 1.
-    pub weight: f64,
 }
 
 /// The score of one institution for one period.

@@ -82,16 +82,11 @@ fn base_scores(config: &ScoreConfig, sector: Sector, reports: &[&Report]) -> Res
         .iter()
         .map(|b| BaseRow { indicators: Vec::with_capacity(cutoffs.len()), base: b.unwrap_or(0.0) })
         .collect();
-    for (ind, c) in &cutoffs {
+    for (ind, _) in &cutoffs {
         let values = out.column(ind.as_str())?.f64()?;
         let subs = out.column(&format!("{}__sub", ind.as_str()))?.f64()?;
         for (row, (v, s)) in rows.iter_mut().zip(values.iter().zip(subs.iter())) {
-            row.indicators.push(IndicatorScore {
-                indicator: *ind,
-                value: v,
-                sub_score: s.unwrap_or(0.0),
-                weight: c.weight,
-            });
+            row.indicators.push(IndicatorScore { indicator: *ind, value: v, sub_score: s.unwrap_or(0.0) });
         }
     }
     Ok(rows)

@@ -71,6 +71,9 @@ pub struct IndicatorCutoff {
     pub safe: f64,
     /// The value at which the sub-score is 100.
     pub critical: f64,
+    /// The indicator's weight in the sector's composite, normalised so a sector's weights
+    /// sum to 1.
+    pub weight: f64,
 }
 
 /// A person's action on an alert, as the audit log shows it.

@@ -176,7 +176,8 @@ async fn institution_page_explains_the_score() {
     assert_eq!(parts[0]["indicator"], "npl_ratio");
     assert_eq!(parts[0]["safe"], 0.03);
     assert_eq!(parts[0]["critical"], 0.15);
-    assert!(parts[1]["safe"].is_null(), "cutoffs the snapshot does not know are null");
+    // The weights are the sector's, from the configuration the snapshot carries.
+    assert_eq!((parts[1]["safe"].as_f64(), parts[1]["weight"].as_f64()), (Some(0.05), Some(0.25)));
     let explanation = score["explanation"].as_str().unwrap();
     assert!(explanation.contains("npl_ratio 17.00%") && explanation.contains("critical 15.00%"), "{explanation}");
     assert_eq!(r.body["history"].as_array().unwrap().len(), 2);

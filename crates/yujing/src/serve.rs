@@ -92,13 +92,14 @@ pub fn snapshot_parts(engine: &Engine, config: &Config, audit: &[AuditEntry]) ->
     let cutoffs = config
         .score
         .indicators
-        .iter()
-        .flat_map(|(sector, m)| {
-            m.iter().map(|(indicator, c)| IndicatorCutoff {
+        .keys()
+        .flat_map(|sector| {
+            config.score.sector_cutoffs(*sector).into_iter().map(|(indicator, c)| IndicatorCutoff {
                 sector: *sector,
-                indicator: *indicator,
+                indicator,
                 safe: c.safe,
                 critical: c.critical,
+                weight: c.weight,
             })
         })
         .collect();

@@ -107,14 +107,15 @@ fn breakdown(snap: &Snapshot, inst: &InstitutionView, s: &InstitutionScore) -> B
         .iter()
         .map(|x| {
             let c = snap.cutoff(inst.sector, x.indicator);
+            let weight = c.map_or(0.0, |c| c.weight);
             IndicatorPart {
                 indicator: x.indicator,
                 value: x.value,
                 safe: c.map(|c| c.safe),
                 critical: c.map(|c| c.critical),
                 sub_score: x.sub_score,
-                weight: x.weight,
-                points: x.sub_score * x.weight,
+                weight,
+                points: x.sub_score * weight,
             }
         })
         .collect();

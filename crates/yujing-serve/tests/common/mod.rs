@@ -56,9 +56,9 @@ fn inst_score(id: &str, district: u32, p: &str, npl: f64) -> InstitutionScore {
         sector: Sector::Microloan,
         district_code: district,
         indicators: vec![
-            IndicatorScore { indicator: Indicator::NplRatio, value: Some(npl), sub_score: sub, weight: 0.5 },
-            IndicatorScore { indicator: Indicator::Concentration, value: Some(0.0625), sub_score: 10.0, weight: 0.25 },
-            IndicatorScore { indicator: Indicator::Leverage, value: Some(0.375), sub_score: 20.0, weight: 0.25 },
+            IndicatorScore { indicator: Indicator::NplRatio, value: Some(npl), sub_score: sub },
+            IndicatorScore { indicator: Indicator::Concentration, value: Some(0.0625), sub_score: 10.0 },
+            IndicatorScore { indicator: Indicator::Leverage, value: Some(0.375), sub_score: 20.0 },
         ]
         .into(),
         base_score: base,
@@ -205,8 +205,18 @@ pub fn parts() -> SnapshotParts {
         alert("yj-c-yellow", "MLC-C", YUZHONG_CODE, Severity::Yellow, AlertState::Open, "2021-02-28T10:00:00+08:00"),
         alert("yj-c-old", "MLC-C", YUZHONG_CODE, Severity::Blue, AlertState::AutoResolved, "2021-01-28T10:00:00+08:00"),
     ];
-    let cutoffs =
-        vec![IndicatorCutoff { sector: Sector::Microloan, indicator: Indicator::NplRatio, safe: 0.03, critical: 0.15 }];
+    let cutoff = |indicator, safe, critical, weight| IndicatorCutoff {
+        sector: Sector::Microloan,
+        indicator,
+        safe,
+        critical,
+        weight,
+    };
+    let cutoffs = vec![
+        cutoff(Indicator::NplRatio, 0.03, 0.15, 0.5),
+        cutoff(Indicator::Concentration, 0.05, 0.175, 0.25),
+        cutoff(Indicator::Leverage, 0.25, 0.875, 0.25),
+    ];
     SnapshotParts {
         institutions,
         aggregates,
