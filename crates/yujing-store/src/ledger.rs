@@ -77,6 +77,8 @@ pub struct InstitutionRecord {
     /// Its sector (fixed: a report under another sector is rejected).
     pub sector: Sector,
     periods: PeriodMap<Slot>,
+    /// The name its reports share (the last one applied with a new name).
+    shared_name: Arc<str>,
 }
 
 impl InstitutionRecord {
@@ -250,6 +252,7 @@ impl Ledger {
             institution_id: key.clone(),
             sector: report.sector,
             periods: PeriodMap::new(),
+            shared_name: report.institution_name.clone(),
         });
         share_strings(rec, Arc::make_mut(&mut report));
         self.by_sector_period.entry((report.sector, report.period)).or_default().insert(key, report.clone());
@@ -269,7 +272,12 @@ impl Ledger {
             return apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report);
         }
         let key: Arc<str> = report.institution_id.clone();
-        let rec = InstitutionRecord { institution_id: key.clone(), sector: report.sector, periods: PeriodMap::new() };
+        let rec = InstitutionRecord {
+            institution_id: key.clone(),
+            sector: report.sector,
+            periods: PeriodMap::new(),
+            shared_name: report.institution_name.clone(),
+        };
         let rec = self.institutions.entry(key).or_insert(rec);
         apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report)
     }
@@ -407,13 +415,15 @@ fn apply_to(
     (outcome, key)
 }
 
-/// Makes a report share its institution's id, and its name with the institution's latest
-/// report when the name is the same: a ledger holds a report for every institution and
+/// Makes a report share its institution's id, and its name with the institution's other
+/// reports when the name is the same: a ledger holds a report for every institution and
 /// period, and without this each would hold its own copies of both.
-fn share_strings(rec: &InstitutionRecord, report: &mut Report) {
+fn share_strings(rec: &mut InstitutionRecord, report: &mut Report) {
     report.institution_id = rec.institution_id.clone();
-    if let Some(latest) = rec.latest().filter(|l| l.institution_name == report.institution_name) {
-        report.institution_name = latest.institution_name.clone();
+    if rec.shared_name == report.institution_name {
+        report.institution_name = rec.shared_name.clone();
+    } else {
+        rec.shared_name = report.institution_name.clone();
     }
 }
 

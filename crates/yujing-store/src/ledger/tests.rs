@@ -18,6 +18,22 @@ fn report(inst: &str, period: &str, revision: u32, npl: f64, submitted: &str) ->
 }
 
 #[test]
+fn an_institutions_reports_share_one_id_and_one_name_until_the_name_changes() {
+    let mut l = Ledger::new(LedgerSettings::default());
+    for (p, at) in [("2020-01", "2020-02-10T10:00:00+08:00"), ("2020-02", "2020-03-10T10:00:00+08:00")] {
+        l.apply(report("A", p, 1, 5.0, at));
+    }
+    let mut renamed = report("A", "2020-03", 1, 5.0, "2020-04-10T10:00:00+08:00");
+    renamed.institution_name = "A 小额贷款".into();
+    l.apply(renamed);
+    let r: Vec<&Arc<Report>> = l.institution("A").unwrap().reports().collect();
+    let key = &l.institution("A").unwrap().institution_id;
+    assert!(r.iter().all(|x| Arc::ptr_eq(&x.institution_id, key)), "one id for the record and its reports");
+    assert!(Arc::ptr_eq(&r[0].institution_name, &r[1].institution_name), "the same name is held once");
+    assert_eq!((&*r[1].institution_name, &*r[2].institution_name), ("A 小贷", "A 小额贷款"));
+}
+
+#[test]
 fn dedupe_and_revisions() {
     let mut l = Ledger::new(LedgerSettings::default());
     let r1 = report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00");
