@@ -272,7 +272,7 @@ fn figures(signal: &Signal, sector: &str, obs: &[&Observation], theta: f64) -> F
     let rows: Vec<Judged> = obs
         .iter()
         .map(|o| Judged {
-            entity: &*o.snap.score.institution_id,
+            entity: &o.snap.score.institution_id,
             period: o.snap.score.period,
             rank: signal.rank(o.snap),
             event: o.event,
