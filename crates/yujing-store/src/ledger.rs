@@ -254,7 +254,7 @@ impl Ledger {
             periods: PeriodMap::new(),
             shared_name: report.institution_name.clone(),
         });
-        share_strings(rec, Arc::make_mut(&mut report));
+        share_strings(&rec.institution_id, &mut rec.shared_name, Arc::make_mut(&mut report));
         self.by_sector_period.entry((report.sector, report.period)).or_default().insert(key, report.clone());
         let others =
             state.seen.into_iter().filter(|id| **id != *report.report_id).map(String::into_boxed_str).collect();
@@ -377,7 +377,6 @@ fn apply_to(
     mut report: Report,
 ) -> (Outcome, Arc<str>) {
     let key = rec.institution_id.clone();
-    share_strings(rec, &mut report);
     if rec.sector != report.sector {
         let why = format!("institution {} reports as {}, not {}", key, rec.sector, report.sector);
         return (Outcome::Rejected(Rejection::new(Reason::Inconsistent, why)), key);
@@ -387,6 +386,7 @@ fn apply_to(
     let outcome = match rec.periods.get_mut(&period) {
         None => {
             let first_submitted = report.submitted_at;
+            share_strings(&rec.institution_id, &mut rec.shared_name, &mut report);
             let winner = Arc::new(report);
             by_sector_period.entry((sector, period)).or_default().insert(key.clone(), winner.clone());
             rec.periods.insert(period, Slot { winner, others: Box::default(), first_submitted });
@@ -406,6 +406,7 @@ fn apply_to(
                 );
                 return (Outcome::Rejected(Rejection::new(Reason::StaleRevision, why)), key);
             }
+            share_strings(&rec.institution_id, &mut rec.shared_name, &mut report);
             let previous = std::mem::replace(&mut slot.winner, Arc::new(report));
             slot.note_other(previous.report_id.clone());
             by_sector_period.entry((sector, period)).or_default().insert(key.clone(), slot.winner.clone());
@@ -415,15 +416,16 @@ fn apply_to(
     (outcome, key)
 }
 
-/// Makes a report share its institution's id, and its name with the institution's other
-/// reports when the name is the same: a ledger holds a report for every institution and
-/// period, and without this each would hold its own copies of both.
-fn share_strings(rec: &mut InstitutionRecord, report: &mut Report) {
-    report.institution_id = rec.institution_id.clone();
-    if rec.shared_name == report.institution_name {
-        report.institution_name = rec.shared_name.clone();
+/// Makes a report the ledger keeps share its institution's id, and its name with the
+/// institution's other reports when the name is the same (`shared_name`, the record's): a
+/// ledger holds a report for every institution and period, and without this each would
+/// hold its own copies of both.
+fn share_strings(id: &Arc<str>, shared_name: &mut Arc<str>, report: &mut Report) {
+    report.institution_id = id.clone();
+    if *shared_name == report.institution_name {
+        report.institution_name = shared_name.clone();
     } else {
-        rec.shared_name = report.institution_name.clone();
+        *shared_name = report.institution_name.clone();
     }
 }
 
