@@ -640,13 +640,13 @@ impl Engine {
                     values.insert(k.into(), v);
                 }
             };
-            put("npl_ratio", a.npl_ratio);
-            put("payout_rate", a.payout_rate);
-            put("p2p_complaints", a.p2p_complaints);
-            put("p2p_lenders_unpaid", a.p2p_lenders_unpaid);
+            put(rule_metrics::NPL_RATIO, a.npl_ratio);
+            put(rule_metrics::PAYOUT_RATE, a.payout_rate);
+            put(rule_metrics::P2P_COMPLAINTS, a.p2p_complaints);
+            put(rule_metrics::P2P_LENDERS_UNPAID, a.p2p_lenders_unpaid);
             if let (Some(c), Some(l)) = (a.p2p_complaints, a.p2p_lenders_unpaid) {
-                put("p2p_complaints_per_1000", (l > 0.0).then(|| c * 1000.0 / l));
-                put("p2p_complaints_growth", prev_complaints.filter(|p| *p > 0.0).map(|p| c / p - 1.0));
+                put(rule_metrics::P2P_COMPLAINTS_PER_1000, (l > 0.0).then(|| c * 1000.0 / l));
+                put(rule_metrics::P2P_COMPLAINTS_GROWTH, prev_complaints.filter(|p| *p > 0.0).map(|p| c / p - 1.0));
             }
             prev_complaints = a.p2p_complaints;
             let at = self.agg_at.get(&(district, scope, a.period)).copied().unwrap_or_else(|| a.period.end());
