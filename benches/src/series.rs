@@ -54,9 +54,9 @@ pub fn institution_series(n_institutions: usize, points: usize, seed: u64, confi
             let points = points_of.remove(id.as_str()).unwrap_or_default();
             EntitySeries {
                 kind: EntityKind::Institution,
-                entity_name: inst.name(),
-                entity_id: id,
-                district_code: inst.district_code.to_string(),
+                entity_name: inst.name().into(),
+                entity_id: id.into(),
+                district_code: inst.district_code.to_string().into(),
                 sector: SectorScope::One(inst.sector),
                 points,
             }

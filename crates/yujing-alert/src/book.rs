@@ -135,7 +135,7 @@ impl Held {
     }
 }
 
-type EntityKey = (EntityKind, String, SectorScope);
+type EntityKey = (EntityKind, Arc<str>, SectorScope);
 
 /// An alert's engine transitions in one reconcile, each with the alert after it.
 type Changes = Vec<(TransitionKind, Arc<Alert>)>;
@@ -229,10 +229,10 @@ impl AlertBook {
         after: Option<Period>,
         derived: Vec<Alert>,
     ) -> Vec<Transition> {
-        let key: EntityKey = (kind, entity_id.to_owned(), sector);
+        let key: EntityKey = (kind, Arc::from(entity_id), sector);
         let mut fresh: BTreeMap<String, Alert> = BTreeMap::new();
         for mut alert in derived {
-            if alert.entity_kind != kind || alert.entity_id != entity_id || alert.sector != sector {
+            if alert.entity_kind != kind || &*alert.entity_id != entity_id || alert.sector != sector {
                 tracing::warn!(
                     alert = %alert.id, entity = entity_id, "reconcile: alert of another entity ignored"
                 );
@@ -341,7 +341,7 @@ impl AlertBook {
     /// `period`, its last period. A change of that point's values shows in the alert even
     /// when every rule's outcome stays the same (see [`crate::same_outcomes`]).
     pub fn has_evidence_at(&self, kind: EntityKind, entity_id: &str, sector: SectorScope, period: Period) -> bool {
-        let key: EntityKey = (kind, entity_id.to_owned(), sector);
+        let key: EntityKey = (kind, Arc::from(entity_id), sector);
         self.entities.get(&key).is_some_and(|ids| {
             ids.iter()
                 .filter_map(|id| match self.entries.get(id) {

@@ -4,6 +4,7 @@ use crate::pack::{Rule, RulePack};
 use crate::series::{EntitySeries, SeriesPoint};
 use crate::text::{self, Reading};
 use chrono::TimeDelta;
+use std::borrow::Cow;
 use yujing_model::alert::Figures;
 use yujing_model::{
     Alert, AlertLinks, AlertState, EntityKind, Evidence, Period, SectorScope, Severity, alert::SeverityStep, alert_id,
@@ -186,7 +187,7 @@ fn open(rule: &Rule, series: &EntitySeries, key: &str, point: &SeriesPoint, seve
         rule: rule.id.clone(),
         severity,
         mechanism: rule.mechanism,
-        mechanism_zh: rule.mechanism.name_zh().to_owned(),
+        mechanism_zh: Cow::Borrowed(rule.mechanism.name_zh()),
         owner: rule.owner.clone(),
         state: AlertState::Open,
         entity_kind: series.kind,
@@ -205,7 +206,7 @@ fn open(rule: &Rule, series: &EntitySeries, key: &str, point: &SeriesPoint, seve
             metric: rule.metric.clone(),
             value: f64::NAN, // filled by `refresh` straight away
             threshold: f64::NAN,
-            direction: rule.direction.as_str().to_owned(),
+            direction: Cow::Borrowed(rule.direction.as_str()),
             periods: 0,
             score: None,
             trend_z: None,
@@ -233,7 +234,7 @@ fn refresh(
         .values
         .iter()
         .filter(|(k, v)| {
-            v.is_finite() && **k != rule.metric && **k != *crate::metrics::SCORE && **k != *crate::metrics::TREND_Z
+            v.is_finite() && **k != *rule.metric && **k != *crate::metrics::SCORE && **k != *crate::metrics::TREND_Z
         })
         .map(|(k, v)| (k.clone(), *v))
         .collect();
@@ -242,7 +243,7 @@ fn refresh(
         metric: rule.metric.clone(),
         value,
         threshold,
-        direction: rule.direction.as_str().to_owned(),
+        direction: Cow::Borrowed(rule.direction.as_str()),
         periods,
         score: point.value(crate::metrics::SCORE),
         trend_z: point.value(crate::metrics::TREND_Z),

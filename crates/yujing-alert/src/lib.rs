@@ -38,7 +38,7 @@
 //!     points: vec![point("2025-07", 0.08), point("2025-08", 0.12), point("2025-09", 0.162)],
 //! };
 //! let alerts = derive(&pack, &series);
-//! let npl = alerts.iter().find(|a| a.rule == "microloan-npl").unwrap().clone();
+//! let npl = alerts.iter().find(|a| &*a.rule == "microloan-npl").unwrap().clone();
 //! assert_eq!(npl.severity, Severity::Orange); // yellow in August, orange in September
 //! assert_eq!(npl.mechanism, Mechanism::ExitMechanism);
 //! assert_eq!(

@@ -7,6 +7,7 @@
 use crate::Result;
 use serde::Serialize;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use yujing_model::{EntityKind, Mechanism, SectorScope, Severity};
 
@@ -99,7 +100,7 @@ pub struct Threshold {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rule {
     /// Unique kebab-case id; the first part of the alerts' dedupe key.
-    pub id: String,
+    pub id: Arc<str>,
     /// What the rule watches, in Chinese and English.
     pub description: String,
     /// `Institution` or `District` (district rules also apply to city-wide sector series).
@@ -107,13 +108,13 @@ pub struct Rule {
     /// The sectors (or `all`, for district rules) whose series the rule applies to.
     pub sectors: Vec<SectorScope>,
     /// The metric watched, a name from [`crate::metrics`] or an indicator name.
-    pub metric: String,
+    pub metric: Arc<str>,
     /// Which side of the lines is risky.
     pub direction: Direction,
     /// The mechanism an alert of this rule starts.
     pub mechanism: Mechanism,
     /// Who must respond.
-    pub owner: String,
+    pub owner: Arc<str>,
     /// The response time: an alert's `respond_by` is its `opened_at` plus this.
     #[serde(with = "humantime_serde")]
     pub respond_within: Duration,
@@ -182,7 +183,7 @@ impl RulePack {
 
     /// A rule by id.
     pub fn rule(&self, id: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.id == id)
+        self.rules.iter().find(|r| &*r.id == id)
     }
 }
 

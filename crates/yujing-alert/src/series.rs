@@ -4,6 +4,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use yujing_model::{EntityKind, Period, SectorScope};
 
 /// One period of an entity's series.
@@ -36,11 +37,11 @@ pub struct EntitySeries {
     /// `Institution` or `District`; a `Sector` series is treated like a district.
     pub kind: EntityKind,
     /// The institution id, or the district code such as `500103`.
-    pub entity_id: String,
+    pub entity_id: Arc<str>,
     /// A readable name (the institution's name, or the district's).
-    pub entity_name: String,
+    pub entity_name: Arc<str>,
     /// The district code: the institution's, or the district itself.
-    pub district_code: String,
+    pub district_code: Arc<str>,
     /// An institution's sector; for an aggregate, its sector or `all`.
     pub sector: SectorScope,
     /// One point per period, ascending by period. (Derivation sorts a copy by period, so

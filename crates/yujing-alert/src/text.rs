@@ -38,9 +38,9 @@ fn names(series: &EntitySeries) -> (String, String) {
                 yujing_model::district::parse_district_code(&series.district_code).and_then(yujing_model::district);
             let zh = match district {
                 Some(d) => format!("{} {}", d.name_zh, series.entity_name),
-                None => series.entity_name.clone(),
+                None => series.entity_name.to_string(),
             };
-            (zh, series.entity_id.clone())
+            (zh, series.entity_id.to_string())
         }
         EntityKind::District | EntityKind::Sector => {
             let scope_zh = match series.sector {
@@ -58,7 +58,7 @@ fn names(series: &EntitySeries) -> (String, String) {
 /// crossed 15.0% (orange)`.
 pub(crate) fn summary(rule: &Rule, series: &EntitySeries, r: Reading) -> String {
     let (zh, en) = names(series);
-    let m = rule.metric.as_str();
+    let m = &*rule.metric;
     let v = value(m, r.value);
     let sev = r.severity.as_str();
     let sev_zh = Grade::from(r.severity).name_zh();

@@ -295,7 +295,7 @@ async fn sends_in_batches_and_stops_at_an_unavailable_one() {
     for i in 0..5 {
         let mut a = alert();
         a.id = format!("yj-00000000000000{i:02}");
-        a.entity_id = format!("CQ-MLC-{i:04}");
+        a.entity_id = format!("CQ-MLC-{i:04}").into();
         sink.update(&a);
     }
     // The second batch meets three 503s in a row (max_retries = 2): the tick stops there.

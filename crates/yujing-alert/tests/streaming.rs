@@ -47,8 +47,8 @@ fn microloan(seed: u64, months: usize) -> EntitySeries {
         .collect();
     EntitySeries {
         kind: EntityKind::Institution,
-        entity_id: format!("CQ-MLC-{seed:04}"),
-        entity_name: format!("重庆某小贷{seed}"),
+        entity_id: format!("CQ-MLC-{seed:04}").into(),
+        entity_name: format!("重庆某小贷{seed}").into(),
         district_code: "500106".into(),
         sector: SectorScope::One(Sector::Microloan),
         points,
@@ -94,7 +94,7 @@ fn period_by_period_equals_one_shot() {
 fn the_default_pack_finds_something_in_a_bad_year() {
     let pack = RulePack::default_pack();
     let alerts: Vec<Alert> = (1..=12).flat_map(|s| derive(&pack, &microloan(s, 36))).collect();
-    let rules: BTreeSet<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+    let rules: BTreeSet<&str> = alerts.iter().map(|a| &*a.rule).collect();
     for r in ["microloan-npl", "reporting-late", "institution-failing"] {
         assert!(rules.contains(r), "{rules:?}");
     }

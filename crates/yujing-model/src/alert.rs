@@ -173,14 +173,15 @@ impl EntityKind {
 /// Why the alert fired: the values behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
-    /// The metric the rule watches (an indicator, `score`, or an aggregate figure).
-    pub metric: String,
+    /// The metric the rule watches (an indicator, `score`, or an aggregate figure; shared
+    /// with the rule).
+    pub metric: Arc<str>,
     /// Its value in the latest period evaluated.
     pub value: f64,
     /// The line it crossed for the current severity.
     pub threshold: f64,
     /// `above` or `below`: which side of the line is risky.
-    pub direction: String,
+    pub direction: Cow<'static, str>,
     /// How many consecutive periods the line has been crossed.
     pub periods: u32,
     /// The composite score in the latest period, where the entity has one.
@@ -278,26 +279,26 @@ pub struct Alert {
     pub id: String,
     /// `rule:entity_kind:entity_id`; one active alert at most per key.
     pub dedupe_key: String,
-    /// The rule id.
-    pub rule: String,
+    /// The rule id (shared with the rule).
+    pub rule: Arc<str>,
     /// The current severity (it only rises while open).
     pub severity: Severity,
     /// The mechanism to start.
     pub mechanism: Mechanism,
     /// The mechanism's Chinese name.
-    pub mechanism_zh: String,
-    /// Who must respond.
-    pub owner: String,
+    pub mechanism_zh: Cow<'static, str>,
+    /// Who must respond (shared with the rule).
+    pub owner: Arc<str>,
     /// The lifecycle state.
     pub state: AlertState,
     /// What the alert is about.
     pub entity_kind: EntityKind,
-    /// Institution id, district code or sector.
-    pub entity_id: String,
-    /// A readable name of the entity.
-    pub entity_name: String,
-    /// The district (of the institution, or the district itself).
-    pub district_code: String,
+    /// Institution id, district code or sector (shared with the entity's other alerts).
+    pub entity_id: Arc<str>,
+    /// A readable name of the entity (shared as its id is).
+    pub entity_name: Arc<str>,
+    /// The district (of the institution, or the district itself; shared as the id is).
+    pub district_code: Arc<str>,
     /// The sector, or `all`.
     pub sector: SectorScope,
     /// The period in which the alert opened.

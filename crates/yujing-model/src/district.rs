@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 
 /// The entity id of the whole city in score rows and the API.
 pub const CITY_CODE: &str = "500000";
@@ -139,6 +140,22 @@ pub fn district(code: u32) -> Option<&'static District> {
 /// The index of a district in [`DISTRICTS`] (0..38), handy for dense arrays.
 pub fn district_index(code: u32) -> Option<usize> {
     DISTRICTS.binary_search_by_key(&code, |d| d.code).ok()
+}
+
+/// A district's code as shared text (`"500103"`): the 38 districts' codes are allocated
+/// once for the process, as every alert holds one. Another code gets text of its own.
+///
+/// ```
+/// let a = yujing_model::district::code_text(500103);
+/// assert_eq!(&*a, "500103");
+/// assert!(std::sync::Arc::ptr_eq(&a, &yujing_model::district::code_text(500103)));
+/// ```
+pub fn code_text(code: u32) -> Arc<str> {
+    static CODES: LazyLock<Vec<Arc<str>>> = LazyLock::new(|| DISTRICTS.iter().map(|d| d.code_str().into()).collect());
+    match district_index(code) {
+        Some(i) => Arc::clone(&CODES[i]),
+        None => code.to_string().into(),
+    }
 }
 
 /// Parses a 6-digit district code as written on the wire.

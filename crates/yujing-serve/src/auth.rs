@@ -60,7 +60,7 @@ impl Role {
     pub fn can_read_alert(self, alert: &Alert) -> bool {
         match self {
             Role::Regulator | Role::Analyst => true,
-            Role::District(c) => alert.district_code == c.to_string(),
+            Role::District(c) => *alert.district_code == *c.to_string(),
         }
     }
 

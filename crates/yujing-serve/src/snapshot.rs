@@ -287,7 +287,7 @@ impl Snapshot {
             .from_peers
             .iter()
             .filter_map(|a| self.alert(a))
-            .any(|a| a.entity_kind == yujing_model::EntityKind::Institution && a.entity_id == id);
+            .any(|a| a.entity_kind == yujing_model::EntityKind::Institution && *a.entity_id == *id);
         alerted
             || self.scores.aggregates.iter().filter(|((l, _, _), _)| *l == Level::District).any(|(_, series)| {
                 series

@@ -20,7 +20,7 @@ fn app_holding_wanzhou() -> axum::Router {
             parts.peer_aggregates.insert((a.level, a.entity_id.clone(), a.sector, a.period));
         }
     }
-    parts.peer_alerts.extend(parts.alerts.iter().filter(|a| a.district_code == YUZHONG_CODE).map(|a| a.id.clone()));
+    parts.peer_alerts.extend(parts.alerts.iter().filter(|a| &*a.district_code == YUZHONG_CODE).map(|a| a.id.clone()));
     let snapshots = SnapshotHandle::new(Snapshot::new(parts));
     // The pipeline does not hold 渝中's alerts: it hands actions on them to their holder.
     let (tx, mut rx) = action_channel(8);

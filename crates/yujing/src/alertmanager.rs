@@ -203,7 +203,7 @@ mod tests {
             sector: SectorScope::One(Sector::Microloan),
             points: vec![point("2025-08", 0.16), point("2025-09", 0.17)],
         };
-        derive(&RulePack::default_pack(), &series).into_iter().find(|a| a.rule == "microloan-npl").unwrap()
+        derive(&RulePack::default_pack(), &series).into_iter().find(|a| &*a.rule == "microloan-npl").unwrap()
     }
 
     async fn next(rx: &mut mpsc::UnboundedReceiver<serde_json::Value>) -> serde_json::Value {

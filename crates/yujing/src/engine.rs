@@ -141,8 +141,8 @@ struct Memo {
     /// The series' last period: every point after it is new.
     last: Period,
     /// The name and district the alerts carry: when either changes every alert does.
-    name: String,
-    district: String,
+    name: Arc<str>,
+    district: Arc<str>,
 }
 
 impl Engine {
@@ -326,7 +326,8 @@ impl Engine {
                 .filter_map(|inst| {
                     let latest = self.ledger.institution(inst)?.latest()?;
                     let memo = self.memos.get(&***inst).filter(|m| {
-                        *m.name == *latest.institution_name && m.district == latest.district_code.to_string()
+                        *m.name == *latest.institution_name
+                            && *m.district == *yujing_model::district::code_text(latest.district_code)
                     });
                     // Every point after the last one derived is new, and no quiet period is
                     // after it.
@@ -614,9 +615,9 @@ impl Engine {
         }
         Some(EntitySeries {
             kind: EntityKind::Institution,
-            entity_id: inst.to_string(),
-            entity_name: latest.institution_name.to_string(),
-            district_code: latest.district_code.to_string(),
+            entity_id: Arc::clone(&rec.institution_id),
+            entity_name: Arc::clone(&latest.institution_name),
+            district_code: yujing_model::district::code_text(latest.district_code),
             sector: SectorScope::One(rec.sector),
             points,
         })
@@ -654,9 +655,9 @@ impl Engine {
         }
         EntitySeries {
             kind: EntityKind::District,
-            entity_id: code.to_string(),
-            entity_name: yujing_score::entity_name(Level::District, code),
-            district_code: code.to_string(),
+            entity_id: code.into(),
+            entity_name: yujing_score::entity_name(Level::District, code).into(),
+            district_code: code.into(),
             sector: scope,
             points,
         }

@@ -354,7 +354,7 @@ impl ApiLink {
             role: self.roles.get(actor).cloned().unwrap_or_default(),
             action: action.to_string(),
             alert_id: alert.id.clone(),
-            district_code: alert.district_code.clone(),
+            district_code: alert.district_code.to_string(),
             detail,
         }
     }
@@ -434,7 +434,7 @@ impl ApiLink {
             if let Some(alert) = snap.alert(&req.alert_id).filter(|_| snap.alert_source(&req.alert_id).is_some()) {
                 let action = ForwardedAction {
                     alert_id: req.alert_id.clone(),
-                    district_code: alert.district_code.clone(),
+                    district_code: alert.district_code.to_string(),
                     action: req.action.clone(),
                     by: req.caller.name.clone(),
                     role: req.caller.role.to_string(),
@@ -655,7 +655,7 @@ mod tests {
         let at = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00.123+08:00").unwrap();
         let fwd = ForwardedAction {
             alert_id: open.id.clone(),
-            district_code: open.district_code.clone(),
+            district_code: open.district_code.to_string(),
             action: AlertAction::Assign { assignee: "li".into() },
             by: "desk-on-b".into(),
             role: "regulator".into(),

@@ -156,7 +156,7 @@ fn active(engine: &Engine, period: Period) -> BTreeMap<(EntityKind, String, Stri
         .alerts()
         .filter_map(|a| {
             let sev = active_severity(a, period)?;
-            Some(((a.entity_kind, a.dedupe_key.clone(), a.rule.clone()), (sev, a.clone())))
+            Some(((a.entity_kind, a.dedupe_key.clone(), a.rule.to_string()), (sev, a.clone())))
         })
         .collect()
 }
@@ -202,10 +202,10 @@ pub fn project(
         .iter()
         .filter(|(k, (sev, _))| a0.get(*k).is_none_or(|(s0, _)| s0 < sev))
         .map(|(k, (sev, a))| AlertChange {
-            rule: a.rule.clone(),
+            rule: a.rule.to_string(),
             entity_kind: a.entity_kind,
-            entity_id: a.entity_id.clone(),
-            district_code: a.district_code.clone(),
+            entity_id: a.entity_id.to_string(),
+            district_code: a.district_code.to_string(),
             before: a0.get(k).map(|(s, _)| *s),
             after: *sev,
             mechanism: a.mechanism,
@@ -240,7 +240,7 @@ pub fn project(
     let (s0, s1) = (scores_at(&base), scores_at(&after));
     let max_sev = |m: &BTreeMap<(EntityKind, String, String), (Severity, Alert)>, id: &str| {
         m.values()
-            .filter(|(_, a)| a.entity_kind == EntityKind::Institution && a.entity_id == id)
+            .filter(|(_, a)| a.entity_kind == EntityKind::Institution && *a.entity_id == *id)
             .filter(|(_, a)| a.mechanism != Mechanism::ReportingDiscipline)
             .map(|(s, _)| *s)
             .max()

@@ -99,7 +99,7 @@ fn walk_forward_records_alerts_as_they_stood_not_as_a_later_correction_left_them
     assert!(!at("2020-12").alerts.contains_key("microloan-npl"));
     // The final state of a replay has no such alert any more.
     let final_state = common::run(&lines, 100);
-    assert!(!final_state.alerts().any(|a| a.rule == "microloan-npl"));
+    assert!(!final_state.alerts().any(|a| &*a.rule == "microloan-npl"));
 }
 
 #[test]

@@ -12,7 +12,7 @@ fn a_critical_microloan_gets_a_red_exit_mechanism_alert_and_a_healthy_one_none()
     lines.extend(monthly("CQ-MLC-0002", 500103, "2020-01", 4, |k| microloan_with_npl(if k < 2 { 0.02 } else { 0.30 })));
     let e = run(&lines, 100);
     assert!(alerts_of(&e, "CQ-MLC-0001").is_empty(), "{:#?}", alerts_of(&e, "CQ-MLC-0001"));
-    let npl: Vec<_> = alerts_of(&e, "CQ-MLC-0002").into_iter().filter(|a| a.rule == "microloan-npl").collect();
+    let npl: Vec<_> = alerts_of(&e, "CQ-MLC-0002").into_iter().filter(|a| &*a.rule == "microloan-npl").collect();
     assert_eq!(npl.len(), 1);
     assert_eq!(npl[0].severity, Severity::Red);
     assert_eq!(npl[0].mechanism, Mechanism::ExitMechanism);
@@ -27,7 +27,7 @@ fn a_bank_over_the_npl_ceiling_goes_to_central_local_coordination() {
         line("CQ-BNK-0001", Sector::Bank, 500105, p, 1, &on_time(p), &[1.0e11, npl * 1.0e11, 2.0e9, 3.0e9, 0.14])
     };
     let e = run(&[q("2020-03", 0.012), q("2020-06", 0.09)], 10);
-    let a: Vec<_> = alerts_of(&e, "CQ-BNK-0001").into_iter().filter(|a| a.rule == "bank-npl-ceiling").collect();
+    let a: Vec<_> = alerts_of(&e, "CQ-BNK-0001").into_iter().filter(|a| &*a.rule == "bank-npl-ceiling").collect();
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].severity, Severity::Red);
     assert_eq!(a[0].mechanism, Mechanism::CentralLocalCoordination);
@@ -79,7 +79,7 @@ fn an_institution_that_stops_reporting_gets_a_reporting_discipline_alert() {
     let e = run(&lines, 7);
     let a = alerts_of(&e, "CQ-MLC-0004");
     assert_eq!(a.len(), 1, "{a:#?}");
-    assert_eq!(a[0].rule, "reporting-late");
+    assert_eq!(&*a[0].rule, "reporting-late");
     assert_eq!(a[0].mechanism, Mechanism::ReportingDiscipline);
     assert_eq!(a[0].period.to_string(), "2020-04");
     // April, May and June missing (the watermark, 2020-07-20, passed June's deadline of 07-15).
@@ -100,12 +100,12 @@ fn several_institutions_of_one_district_turning_orange_raise_a_district_alert() 
     lines.extend(monthly("CQ-MLC-0200", 500101, "2020-01", 2, |_| healthy_microloan()));
     let e = run(&lines, 3);
     let district: Vec<_> =
-        e.alerts().filter(|a| a.entity_kind == EntityKind::District && a.rule == "district-orange-cluster").collect();
+        e.alerts().filter(|a| a.entity_kind == EntityKind::District && &*a.rule == "district-orange-cluster").collect();
     assert_eq!(district.len(), 1, "{district:#?}");
-    assert_eq!(district[0].entity_id, "500112");
+    assert_eq!(&*district[0].entity_id, "500112");
     assert_eq!(district[0].mechanism, Mechanism::DistrictConcentration);
     assert!(district[0].severity >= Severity::Orange);
-    assert!(e.alerts().all(|a| a.district_code != "500101"));
+    assert!(e.alerts().all(|a| &*a.district_code != "500101"));
 }
 
 #[test]
@@ -171,7 +171,7 @@ fn a_report_in_a_period_not_yet_due_moves_no_other_institutions_score() {
     assert!(
         out.transitions
             .iter()
-            .all(|t| t.alert.entity_id == "CQ-MLC-0100" || t.alert.entity_kind != EntityKind::Institution)
+            .all(|t| &*t.alert.entity_id == "CQ-MLC-0100" || t.alert.entity_kind != EntityKind::Institution)
     );
 
     // Once 2020-03 is due its own (complete) cross-section is the baseline: the state is the
@@ -205,7 +205,8 @@ fn a_gap_in_a_record_whose_deadline_passes_later_is_missed_in_every_batching() {
     feed(&mut batched, &lines[..2], 100);
     feed(&mut batched, &lines[2..], 100);
     let once = run(&lines, 100);
-    let missing: Vec<_> = alerts_of(&once, "CQ-MLC-0301").into_iter().filter(|x| x.rule == "reporting-late").collect();
+    let missing: Vec<_> =
+        alerts_of(&once, "CQ-MLC-0301").into_iter().filter(|x| &*x.rule == "reporting-late").collect();
     assert_eq!(missing.len(), 1, "{missing:#?}");
     assert_eq!(missing[0].period.to_string(), "2020-02");
     assert_eq!(alerts_json(&batched), alerts_json(&once));

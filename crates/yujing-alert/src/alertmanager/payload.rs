@@ -63,15 +63,15 @@ pub(crate) fn timestamp(t: DateTime<FixedOffset>) -> String {
 /// The identifying labels of an alert.
 pub(crate) fn labels(alert: &Alert) -> BTreeMap<String, String> {
     let mut l = BTreeMap::new();
-    l.insert("alertname".to_owned(), alert.rule.clone());
+    l.insert("alertname".to_owned(), alert.rule.to_string());
     l.insert("severity".to_owned(), alert.severity.as_str().to_owned());
     l.insert("mechanism".to_owned(), alert.mechanism.as_str().to_owned());
     if !alert.district_code.is_empty() {
-        l.insert("district_code".to_owned(), alert.district_code.clone());
+        l.insert("district_code".to_owned(), alert.district_code.to_string());
     }
     l.insert("sector".to_owned(), alert.sector.as_str().to_owned());
     if alert.entity_kind == EntityKind::Institution && !alert.entity_id.is_empty() {
-        l.insert("institution_id".to_owned(), alert.entity_id.clone());
+        l.insert("institution_id".to_owned(), alert.entity_id.to_string());
     }
     l
 }
@@ -100,11 +100,11 @@ fn entity_names(alert: &Alert) -> (String, String) {
         EntityKind::Institution => {
             let zh = match district {
                 Some(d) => format!("{} {}", d.name_zh, alert.entity_name),
-                None => alert.entity_name.clone(),
+                None => alert.entity_name.to_string(),
             };
             let en = match district {
                 Some(d) => format!("{} ({})", alert.entity_id, d.name_pinyin),
-                None => alert.entity_id.clone(),
+                None => alert.entity_id.to_string(),
             };
             (zh, en)
         }
@@ -130,7 +130,7 @@ fn summary(alert: &Alert) -> String {
 /// The body: why it fired, who must respond by when, in Chinese and in English.
 fn description(alert: &Alert) -> String {
     let ev = &alert.evidence;
-    let m = ev.metric.as_str();
+    let m = &*ev.metric;
     let respond_by = alert.respond_by.format("%Y-%m-%d %H:%M %:z");
     let mut zh = format!(
         "{}\n{}：{} {}，阈值 {}，连续 {} 期（{} 起，最近 {}）。责任单位：{}；响应时限：{}；状态：{}。",
@@ -183,7 +183,7 @@ pub(crate) fn postable(alert: &Alert, links: &Links<'_>) -> PostableAlert {
     let runbook = links.runbook_url.replace("{mechanism}", alert.mechanism.as_str()).replace("{rule}", &alert.rule);
     annotations.insert("runbook_url".to_owned(), runbook);
     annotations.insert("alert_id".to_owned(), alert.id.clone());
-    annotations.insert("owner".to_owned(), alert.owner.clone());
+    annotations.insert("owner".to_owned(), alert.owner.to_string());
     annotations.insert("respond_by".to_owned(), timestamp(alert.respond_by));
     annotations.insert("state".to_owned(), alert.state.as_str().to_owned());
     let self_link = &alert.links.alert;

@@ -17,7 +17,7 @@ fn npl_alerts() -> (Alert, Alert) {
     );
     let mut orange_series = yellow_series.clone();
     orange_series.points.push(pt("2025-09", &[("npl_ratio", 0.162)]));
-    let find = |alerts: Vec<Alert>| alerts.into_iter().find(|a| a.rule == "microloan-npl").unwrap();
+    let find = |alerts: Vec<Alert>| alerts.into_iter().find(|a| &*a.rule == "microloan-npl").unwrap();
     (find(derive(&pack, &yellow_series)), find(derive(&pack, &orange_series)))
 }
 

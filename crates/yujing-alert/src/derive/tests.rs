@@ -3,7 +3,7 @@ use crate::testutil::*;
 use yujing_model::{Mechanism, Sector, SectorScope};
 
 fn of_rule<'a>(alerts: &'a [Alert], rule: &str) -> Vec<&'a Alert> {
-    alerts.iter().filter(|a| a.rule == rule).collect()
+    alerts.iter().filter(|a| &*a.rule == rule).collect()
 }
 
 fn severities(a: &Alert) -> Vec<Severity> {
@@ -51,13 +51,13 @@ fn opens_at_the_crossed_severity_with_every_field() {
     assert_eq!(severities(a), vec![Severity::Orange]);
     assert_eq!(a.links.alert, format!("/api/v1/alerts/{}", a.id));
     assert_eq!(a.links.entity, "/api/v1/institutions/CQ-MLC-0042");
-    assert_eq!((a.entity_kind, a.entity_id.as_str()), (EntityKind::Institution, "CQ-MLC-0042"));
-    assert_eq!(a.district_code, "500103");
+    assert_eq!((a.entity_kind, &*a.entity_id), (EntityKind::Institution, "CQ-MLC-0042"));
+    assert_eq!(&*a.district_code, "500103");
     assert_eq!(a.sector, SectorScope::One(Sector::Microloan));
     assert_eq!((a.assignee.as_deref(), a.note.as_deref()), (None, None));
     let e = &a.evidence;
-    assert_eq!((e.metric.as_str(), e.value, e.threshold), ("npl_ratio", 0.162, 0.15));
-    assert_eq!((e.direction.as_str(), e.periods), ("above", 1));
+    assert_eq!((&*e.metric, e.value, e.threshold), ("npl_ratio", 0.162, 0.15));
+    assert_eq!((&*e.direction, e.periods), ("above", 1));
     assert_eq!(
         e.summary,
         "渝中区 重庆某小贷: npl_ratio 16.2% ≥ 15.0% (橙色) / \
@@ -255,7 +255,7 @@ fn below_rules_cross_downwards() {
 fn only_rules_of_the_series_sector_apply() {
     let pack = RulePack::default_pack();
     let s = institution(Sector::Bank, run("npl_ratio", &[Some(0.2)]));
-    let rules: Vec<String> = derive(&pack, &s).into_iter().map(|a| a.rule).collect();
+    let rules: Vec<String> = derive(&pack, &s).into_iter().map(|a| a.rule.to_string()).collect();
     assert_eq!(rules, ["bank-npl-ceiling"]);
     let mut sector = district(SectorScope::One(Sector::Microloan), run("npl_ratio", &[Some(0.2)]));
     sector.kind = EntityKind::Sector;

@@ -83,8 +83,8 @@ pub(super) fn parse(source: &str) -> Result<Vec<Rule>> {
     let mut rules = Vec::with_capacity(pack.rule.len());
     for raw in pack.rule {
         let rule = validate(raw, &lines)?;
-        if let Some(first_line) = seen.insert(rule.id.clone(), rule.line) {
-            return Err(Error::DuplicateRuleId { rule: rule.id, line: rule.line, first_line });
+        if let Some(first_line) = seen.insert(rule.id.to_string(), rule.line) {
+            return Err(Error::DuplicateRuleId { rule: rule.id.to_string(), line: rule.line, first_line });
         }
         rules.push(rule);
     }
@@ -160,14 +160,14 @@ fn validate(raw: RawRule, lines: &Lines<'_>) -> Result<Rule> {
     };
     let levels = levels(&id, direction, &raw.levels, lines)?;
     Ok(Rule {
-        id,
+        id: id.into(),
         description: raw.description,
         entity,
         sectors,
-        metric,
+        metric: metric.into(),
         direction,
         mechanism,
-        owner: raw.owner,
+        owner: raw.owner.into(),
         respond_within,
         hysteresis,
         levels,

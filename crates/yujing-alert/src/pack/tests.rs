@@ -48,7 +48,7 @@ fn good_pack_parses() {
     let pack = RulePack::from_toml_str(GOOD).unwrap();
     assert_eq!(pack.rules().len(), 2);
     let r = &pack.rules()[0];
-    assert_eq!(r.id, "microloan-npl");
+    assert_eq!(&*r.id, "microloan-npl");
     assert_eq!(r.line, 3);
     assert_eq!(r.entity, EntityKind::Institution);
     assert_eq!(r.sectors, vec![SectorScope::One(Sector::Microloan)]);
@@ -84,7 +84,7 @@ fn default_pack_parses_and_covers_every_sector_and_mechanism() {
     assert_eq!(failing.sectors.len(), 4);
     let late = pack.rule("reporting-late").unwrap();
     assert_eq!(late.mechanism, Mechanism::ReportingDiscipline);
-    assert_eq!(late.metric, "reporting_gap");
+    assert_eq!(&*late.metric, "reporting_gap");
     assert_eq!(late.hysteresis, 0.5);
 }
 

@@ -89,7 +89,7 @@ pub(crate) async fn list_alerts(
         .filter(|a| states.is_empty() || states.contains(&a.state))
         .filter(|a| severities.is_empty() || severities.contains(&a.severity))
         .filter(|a| mechanisms.is_empty() || mechanisms.contains(&a.mechanism))
-        .filter(|a| district.as_ref().is_none_or(|d| &a.district_code == d))
+        .filter(|a| district.as_ref().is_none_or(|d| *a.district_code == **d))
         .filter(|a| sector.is_none_or(|s| a.sector == s))
         .filter(|a| since.is_none_or(|t| a.updated_at >= t))
         .collect();

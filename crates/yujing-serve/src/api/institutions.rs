@@ -212,8 +212,10 @@ pub(crate) async fn institution(
             metrics: r.metrics,
         })
         .collect();
-    let mut alerts: Vec<_> =
-        snap.alerts().filter(|a| a.entity_kind == yujing_model::EntityKind::Institution && a.entity_id == id).collect();
+    let mut alerts: Vec<_> = snap
+        .alerts()
+        .filter(|a| a.entity_kind == yujing_model::EntityKind::Institution && *a.entity_id == *id)
+        .collect();
     alerts.sort_by(|a, b| {
         b.state.is_active().cmp(&a.state.is_active()).then(b.severity.cmp(&a.severity)).then(b.period.cmp(&a.period))
     });

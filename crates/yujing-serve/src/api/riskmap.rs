@@ -261,13 +261,13 @@ struct RankedInstitution {
 #[derive(Debug, Serialize)]
 pub(crate) struct AlertBrief {
     id: String,
-    rule: String,
+    rule: std::sync::Arc<str>,
     severity: Severity,
     state: yujing_model::AlertState,
     mechanism: yujing_model::Mechanism,
     entity_kind: yujing_model::EntityKind,
-    entity_id: String,
-    entity_name: String,
+    entity_id: std::sync::Arc<str>,
+    entity_name: std::sync::Arc<str>,
     sector: SectorScope,
     period: Period,
     summary: String,
@@ -383,7 +383,7 @@ pub(crate) async fn district(
         .unwrap_or_default();
     institutions.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
     let mut alerts: Vec<&Alert> =
-        snap.alerts().filter(|a| a.state.is_active() && a.district_code == id && in_scope(a, sector)).collect();
+        snap.alerts().filter(|a| a.state.is_active() && *a.district_code == *id && in_scope(a, sector)).collect();
     alerts.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| b.opened_at.cmp(&a.opened_at)));
     Ok(Json(DistrictView {
         code: id,

@@ -131,7 +131,7 @@ pub fn alert(id: &str, entity: &str, district: &str, severity: Severity, state: 
         state,
         entity_kind: EntityKind::Institution,
         entity_id: entity.into(),
-        entity_name: format!("重庆{entity}小额贷款有限公司"),
+        entity_name: format!("重庆{entity}小额贷款有限公司").into(),
         district_code: district.into(),
         sector: SectorScope::One(Sector::Microloan),
         period: period("2021-02"),
@@ -281,7 +281,7 @@ fn spawn_pipeline(mut rx: ActionReceiver, snapshots: SnapshotHandle) {
                     role: req.caller.role.to_string(),
                     action: req.action.verb().into(),
                     alert_id: a.id.clone(),
-                    district_code: a.district_code.clone(),
+                    district_code: a.district_code.to_string(),
                     detail: req.action.detail().map(str::to_string),
                 };
                 snapshots.publish(snap.with_action(Arc::new(a.clone()), Some(entry)));

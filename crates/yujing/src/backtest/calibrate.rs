@@ -176,8 +176,8 @@ fn choose(config: &Config, rules: &RulePack, train: &[super::Observation], theta
             best_line(&obs, r.direction, lowest.at, theta)
         };
         out.push(Choice {
-            what: r.id.clone(),
-            metric: r.metric.clone(),
+            what: r.id.to_string(),
+            metric: r.metric.to_string(),
             before: lowest.at,
             after: round_sig(line),
             train_before: b,
@@ -232,7 +232,7 @@ fn grades_at(config: &Config, line: f64) -> yujing_score::GradeCutoffs {
 
 /// Whether a rule's lines move by addition (scores) rather than by scaling.
 fn additive(r: &Rule) -> bool {
-    matches!(r.metric.as_str(), "score" | "base_score" | "trend_z") || r.lowest().is_none_or(|l| l.at == 0.0)
+    matches!(&*r.metric, "score" | "base_score" | "trend_z") || r.lowest().is_none_or(|l| l.at == 0.0)
 }
 
 /// The rule pack source with the chosen rules' lines moved; comments, order and layout of

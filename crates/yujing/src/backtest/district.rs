@@ -56,7 +56,7 @@ pub fn judge(
         })
         .collect();
     let district_rules: Vec<&str> =
-        rules.rules().iter().filter(|r| r.entity != EntityKind::Institution).map(|r| r.id.as_str()).collect();
+        rules.rules().iter().filter(|r| r.entity != EntityKind::Institution).map(|r| &*r.id).collect();
     let judged = |rank: &dyn Fn(&DistrictSnapshot) -> f64| -> Vec<Judged> {
         obs.iter()
             .map(|(d, code, event)| Judged { entity: code, period: d.period, rank: rank(d), event: *event })

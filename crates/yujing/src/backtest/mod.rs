@@ -191,12 +191,12 @@ pub fn default_signals(config: &Config, rules: &RulePack, model: Option<&Probabi
             r.sectors.iter().filter_map(|s| if let SectorScope::One(s) = s { Some(*s) } else { None }).collect();
         out.push(Signal {
             name: format!("rule:{}", r.id),
-            kind: SignalKind::Rule(r.id.clone()),
+            kind: SignalKind::Rule(r.id.to_string()),
             threshold: 1.0,
             sectors,
         });
         if r.mechanism != Mechanism::ReportingDiscipline {
-            distress.push(r.id.clone());
+            distress.push(r.id.to_string());
         }
     }
     out.push(Signal {

@@ -112,7 +112,7 @@ pub fn p_events(
             continue;
         }
         if let Some(s) = super::walk::active_severity(a, period) {
-            let e = severity.entry(a.entity_id.as_str()).or_insert(s);
+            let e = severity.entry(&*a.entity_id).or_insert(s);
             *e = (*e).max(s);
         }
     }

@@ -140,7 +140,7 @@ fn record(engine: &Engine, recorded: &mut Option<Period>, history: &mut History,
     let mut by_district: HashMap<&str, Vec<&yujing_model::Alert>> = HashMap::new();
     for a in engine.alerts() {
         let map = if a.entity_kind == EntityKind::Institution { &mut by_inst } else { &mut by_district };
-        map.entry(a.entity_id.as_str()).or_default().push(a);
+        map.entry(&*a.entity_id).or_default().push(a);
     }
     let mut period = from;
     while period <= due {
@@ -172,7 +172,7 @@ fn severities<'a>(alerts: impl Iterator<Item = &'a yujing_model::Alert>, period:
     let mut m: BTreeMap<String, Severity> = BTreeMap::new();
     for a in alerts {
         if let Some(sev) = active_severity(a, period) {
-            let e = m.entry(a.rule.clone()).or_insert(sev);
+            let e = m.entry(a.rule.to_string()).or_insert(sev);
             *e = (*e).max(sev);
         }
     }

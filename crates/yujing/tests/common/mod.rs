@@ -113,7 +113,7 @@ pub fn alerts_json(e: &Engine) -> Vec<String> {
 
 /// The current alerts of one entity.
 pub fn alerts_of<'a>(e: &'a Engine, entity: &str) -> Vec<&'a Alert> {
-    e.alerts().filter(|a| a.entity_id == entity).collect()
+    e.alerts().filter(|a| *a.entity_id == *entity).collect()
 }
 
 /// The committed sample's report files.
