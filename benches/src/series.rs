@@ -36,11 +36,11 @@ pub fn institution_series(n_institutions: usize, points: usize, seed: u64, confi
                 ("score".into(), s.score),
                 ("base_score".into(), s.base_score),
             ]);
-            if let Some(z) = s.trend_z {
+            if let Some(z) = s.trend_z.get() {
                 values.insert("trend_z".into(), z);
             }
             for i in &s.indicators {
-                if let Some(v) = i.value.filter(|v| v.is_finite()) {
+                if let Some(v) = i.value.get().filter(|v| v.is_finite()) {
                     values.insert(i.indicator.as_str().into(), v);
                 }
             }

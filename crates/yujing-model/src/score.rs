@@ -203,6 +203,72 @@ impl fmt::Display for Indicator {
     }
 }
 
+/// An optional `f64` in the eight bytes of an `f64`, NaN standing for none: a score holds
+/// three for each of a million institution-periods, where an `Option<f64>` takes sixteen.
+/// It compares and serializes as the `Option<f64>` it stands for (so two nones are equal).
+/// A NaN value is none.
+///
+/// ```
+/// use yujing_model::score::OptF64;
+/// assert_eq!(OptF64::from(Some(1.5)).get(), Some(1.5));
+/// assert_eq!(OptF64::from(None), OptF64::NONE);
+/// assert_eq!(serde_json::to_string(&OptF64::NONE).unwrap(), "null");
+/// ```
+#[derive(Clone, Copy)]
+pub struct OptF64(f64);
+
+impl OptF64 {
+    /// None.
+    pub const NONE: OptF64 = OptF64(f64::NAN);
+
+    /// The value, if there is one.
+    pub fn get(self) -> Option<f64> {
+        (!self.0.is_nan()).then_some(self.0)
+    }
+}
+
+impl Default for OptF64 {
+    fn default() -> Self {
+        OptF64::NONE
+    }
+}
+
+impl From<Option<f64>> for OptF64 {
+    fn from(v: Option<f64>) -> Self {
+        OptF64(v.unwrap_or(f64::NAN))
+    }
+}
+
+impl From<OptF64> for Option<f64> {
+    fn from(v: OptF64) -> Self {
+        v.get()
+    }
+}
+
+impl PartialEq for OptF64 {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl fmt::Debug for OptF64 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl Serialize for OptF64 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for OptF64 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<f64>::deserialize(d).map(OptF64::from)
+    }
+}
+
 /// One indicator of one institution and period, with how it scored. Its weight in the
 /// composite is the sector's, in the scoring configuration (held once there, not in each
 /// of the million scores).
@@ -210,8 +276,8 @@ impl fmt::Display for Indicator {
 pub struct IndicatorScore {
     /// Which indicator.
     pub indicator: Indicator,
-    /// Its value; `None` when undefined (say, a ratio over zero).
-    pub value: Option<f64>,
+    /// Its value; none when undefined (say, a ratio over zero).
+    pub value: OptF64,
     /// Its 0..100 sub-score between the safe and critical cutoffs.
     pub sub_score: f64,
 }
@@ -233,9 +299,9 @@ pub struct InstitutionScore {
     /// The weighted sum of sub-scores, before trend.
     pub base_score: f64,
     /// The change of the base score since the previous period, if there was one.
-    pub trend_delta: Option<f64>,
+    pub trend_delta: OptF64,
     /// That change as a z-score against the sector's changes that period.
-    pub trend_z: Option<f64>,
+    pub trend_z: OptF64,
     /// Points the trend added to the composite.
     pub trend_points: f64,
     /// The composite 0..100.
@@ -249,7 +315,7 @@ pub struct InstitutionScore {
 impl InstitutionScore {
     /// The value of an indicator, if this sector has it and it is defined.
     pub fn indicator(&self, i: Indicator) -> Option<f64> {
-        self.indicators.iter().find(|x| x.indicator == i).and_then(|x| x.value)
+        self.indicators.iter().find(|x| x.indicator == i).and_then(|x| x.value.get())
     }
 }
 
@@ -340,6 +406,21 @@ impl AggregateScore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_optional_figure_takes_the_room_of_a_figure_and_reads_back_as_an_option() {
+        assert_eq!(std::mem::size_of::<OptF64>(), 8);
+        assert_eq!(std::mem::size_of::<IndicatorScore>(), 24);
+        for v in [None, Some(0.0), Some(-1.25), Some(f64::INFINITY)] {
+            let o = OptF64::from(v);
+            assert_eq!(o.get(), v);
+            let json = serde_json::to_string(&o).unwrap();
+            assert_eq!(json, serde_json::to_string(&v).unwrap());
+            assert_eq!(serde_json::from_str::<OptF64>(&json).unwrap().get(), v.filter(|x| x.is_finite()));
+        }
+        assert_eq!(OptF64::from(Some(f64::NAN)), OptF64::NONE, "NaN is none");
+        assert_ne!(OptF64::from(Some(1.0)), OptF64::NONE);
+    }
 
     #[test]
     fn serde_names_are_the_documented_names() {

@@ -86,7 +86,7 @@ fn base_scores(config: &ScoreConfig, sector: Sector, reports: &[&Report]) -> Res
         let values = out.column(ind.as_str())?.f64()?;
         let subs = out.column(&format!("{}__sub", ind.as_str()))?.f64()?;
         for (row, (v, s)) in rows.iter_mut().zip(values.iter().zip(subs.iter())) {
-            row.indicators.push(IndicatorScore { indicator: *ind, value: v, sub_score: s.unwrap_or(0.0) });
+            row.indicators.push(IndicatorScore { indicator: *ind, value: v.into(), sub_score: s.unwrap_or(0.0) });
         }
     }
     Ok(rows)
@@ -192,8 +192,8 @@ pub fn score_sector_against(
                 // Each row is scored once: its indicators move into its score.
                 indicators: std::mem::take(&mut rows[i].indicators).into_boxed_slice(),
                 base_score: rows[i].base,
-                trend_delta: deltas[k],
-                trend_z: z,
+                trend_delta: deltas[k].into(),
+                trend_z: z.into(),
                 trend_points: points,
                 score,
                 grade: config.grades.grade(score),

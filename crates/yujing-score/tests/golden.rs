@@ -40,7 +40,7 @@ fn bank_scorecard_by_hand() {
     assert!(close(s.score, 52.0));
     assert_eq!(s.grade, Grade::Blue);
     assert!(close(s.indicator(yujing_model::Indicator::NplRatio).unwrap(), 0.03));
-    assert_eq!(s.trend_delta, None);
+    assert_eq!(s.trend_delta.get(), None);
     assert_eq!(s.exposure, 1000.0);
 }
 
@@ -85,8 +85,8 @@ fn trend_adds_points_to_the_sharpest_deterioration_only() {
     let s = score_sector(&cfg, Sector::Microloan, &periods(&["2020-12"]), &refs).unwrap();
     assert_eq!(s.len(), 6, "only the requested period comes back");
     let jumper = s.iter().find(|x| &*x.institution_id == "M0").unwrap();
-    assert!(close(jumper.trend_delta.unwrap(), 0.45 * 50.0));
-    assert!(jumper.trend_z.unwrap() > 2.0);
+    assert!(close(jumper.trend_delta.get().unwrap(), 0.45 * 50.0));
+    assert!(jumper.trend_z.get().unwrap() > 2.0);
     assert!(jumper.trend_points > 5.0);
     assert!(close(jumper.score, jumper.base_score + jumper.trend_points));
     assert!(s.iter().filter(|x| &*x.institution_id != "M0").all(|x| x.trend_points == 0.0));

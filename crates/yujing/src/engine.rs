@@ -728,8 +728,8 @@ fn score_value(s: &InstitutionScore, metric: &str) -> Option<f64> {
     let v = match metric {
         rule_metrics::SCORE => Some(s.score),
         rule_metrics::BASE_SCORE => Some(s.base_score),
-        rule_metrics::TREND_Z => s.trend_z,
-        _ => s.indicators.iter().find(|i| i.indicator.as_str() == metric).and_then(|i| i.value),
+        rule_metrics::TREND_Z => s.trend_z.get(),
+        _ => s.indicators.iter().find(|i| i.indicator.as_str() == metric).and_then(|i| i.value.get()),
     };
     v.filter(|v| v.is_finite())
 }

@@ -165,7 +165,7 @@ fn a_report_in_a_period_not_yet_due_moves_no_other_institutions_score() {
         line("CQ-MLC-0100", Sector::Microloan, 500103, "2020-03", 2, &on_time("2020-03"), &microloan_with_npl(0.25));
     let out = feed(&mut e, std::slice::from_ref(&revised), 100);
     let after = score_at(&e, "CQ-MLC-0100", "2020-03");
-    assert!(after.trend_z.unwrap() > before.trend_z.unwrap() + 1.0, "{before:?} -> {after:?}");
+    assert!(after.trend_z.get().unwrap() > before.trend_z.get().unwrap() + 1.0, "{before:?} -> {after:?}");
     let others_after: Vec<_> = (1..8).map(|i| score_at(&e, &format!("CQ-MLC-01{i:02}"), "2020-03")).collect();
     assert_eq!(others, others_after, "a report moved its peers' provisional scores");
     assert!(

@@ -110,7 +110,7 @@ fn breakdown(snap: &Snapshot, inst: &InstitutionView, s: &InstitutionScore) -> B
             let weight = c.map_or(0.0, |c| c.weight);
             IndicatorPart {
                 indicator: x.indicator,
-                value: x.value,
+                value: x.value.get(),
                 safe: c.map(|c| c.safe),
                 critical: c.map(|c| c.critical),
                 sub_score: x.sub_score,
@@ -149,8 +149,8 @@ fn breakdown(snap: &Snapshot, inst: &InstitutionView, s: &InstitutionScore) -> B
         score: s.score,
         grade: s.grade,
         base_score: s.base_score,
-        trend_delta: s.trend_delta,
-        trend_z: s.trend_z,
+        trend_delta: s.trend_delta.get(),
+        trend_z: s.trend_z.get(),
         trend_points: s.trend_points,
         exposure: s.exposure,
         indicators,
@@ -198,7 +198,7 @@ pub(crate) async fn institution(
             grade: s.grade,
             base_score: s.base_score,
             trend_points: s.trend_points,
-            indicators: s.indicators.iter().map(|x| (x.indicator.as_str(), x.value)).collect(),
+            indicators: s.indicators.iter().map(|x| (x.indicator.as_str(), x.value.get())).collect(),
         })
         .collect();
     let reports = inst

@@ -102,8 +102,8 @@ fn metric_value(s: &Snapshot, metric: &str) -> Option<f64> {
     match metric {
         "score" => Some(s.score.score),
         "base_score" => Some(s.score.base_score),
-        "trend_z" => s.score.trend_z,
-        m => s.score.indicators.iter().find(|i| i.indicator.as_str() == m).and_then(|i| i.value),
+        "trend_z" => s.score.trend_z.get(),
+        m => s.score.indicators.iter().find(|i| i.indicator.as_str() == m).and_then(|i| i.value.get()),
     }
     .filter(|v| v.is_finite())
 }
