@@ -7,7 +7,7 @@ use chrono::TimeDelta;
 use std::borrow::Cow;
 use yujing_model::alert::Figures;
 use yujing_model::{
-    Alert, AlertLinks, AlertState, EntityKind, Evidence, Period, SectorScope, Severity, alert::SeverityStep, alert_id,
+    Alert, AlertState, EntityKind, Evidence, Period, SectorScope, Severity, alert::SeverityStep, alert_id,
 };
 
 /// Derives the complete alert history of one entity from its period series.
@@ -68,17 +68,6 @@ pub fn dedupe_key(rule: &str, series: &EntitySeries) -> String {
             format!("{rule}:{}:{}:{}", series.kind.as_str(), series.entity_id, series.sector)
         }
     }
-}
-
-/// The API links of an alert.
-fn links(id: &str, series: &EntitySeries) -> AlertLinks {
-    let entity = match series.kind {
-        EntityKind::Institution => format!("/api/v1/institutions/{}", series.entity_id),
-        EntityKind::District | EntityKind::Sector => {
-            format!("/api/v1/districts/{}", series.entity_id)
-        }
-    };
-    AlertLinks { entity, alert: format!("/api/v1/alerts/{id}") }
 }
 
 /// Whether two sets of values for one point drive the rules that apply to a series of this
@@ -181,7 +170,6 @@ fn open(rule: &Rule, series: &EntitySeries, key: &str, point: &SeriesPoint, seve
     let respond_by =
         TimeDelta::from_std(rule.respond_within).ok().and_then(|d| point.at.checked_add_signed(d)).unwrap_or(point.at);
     Alert {
-        links: links(&id, series),
         id,
         dedupe_key: key.to_owned(),
         rule: rule.id.clone(),

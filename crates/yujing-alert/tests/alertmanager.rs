@@ -126,10 +126,6 @@ fn alert() -> Alert {
         },
         assignee: None,
         note: None,
-        links: yujing_model::AlertLinks {
-            entity: "/api/v1/institutions/CQ-MLC-0042".into(),
-            alert: format!("/api/v1/alerts/{ID}"),
-        },
     }
 }
 

@@ -273,7 +273,11 @@ pub struct SeverityStep {
 }
 
 /// An early-warning alert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// On the wire (`alert.v1`) it also carries its API [`links`](Alert::links), made from its
+/// id and entity when it is serialized rather than held by each of the alerts in memory
+/// (a `links` object read back is ignored: it is made the same way).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Alert {
     /// Deterministic id: a hash of the dedupe key and the opening period.
     pub id: String,
@@ -323,12 +327,83 @@ pub struct Alert {
     /// The note of the person who resolved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// API links.
-    pub links: AlertLinks,
 }
 
-/// An alert's API links (an object with two fields on the wire, as `alert.v1` has it; a
-/// struct rather than a map, as it is held in memory for every alert).
+impl Alert {
+    /// Its API links: the entity's and its own.
+    pub fn links(&self) -> AlertLinks {
+        let entity = match self.entity_kind {
+            EntityKind::Institution => format!("/api/v1/institutions/{}", self.entity_id),
+            EntityKind::District | EntityKind::Sector => format!("/api/v1/districts/{}", self.entity_id),
+        };
+        AlertLinks { entity, alert: format!("/api/v1/alerts/{}", self.id) }
+    }
+}
+
+/// [`Alert`] as serialized: its fields, borrowed, in order, then its links.
+#[derive(Serialize)]
+struct AlertWire<'a> {
+    id: &'a str,
+    dedupe_key: &'a str,
+    rule: &'a str,
+    severity: Severity,
+    mechanism: Mechanism,
+    mechanism_zh: &'a str,
+    owner: &'a str,
+    state: AlertState,
+    entity_kind: EntityKind,
+    entity_id: &'a str,
+    entity_name: &'a str,
+    district_code: &'a str,
+    sector: SectorScope,
+    period: Period,
+    last_period: Period,
+    opened_at: &'a DateTime<FixedOffset>,
+    updated_at: &'a DateTime<FixedOffset>,
+    resolved_at: &'a Option<DateTime<FixedOffset>>,
+    respond_by: &'a DateTime<FixedOffset>,
+    history: &'a [SeverityStep],
+    evidence: &'a Evidence,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assignee: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
+    links: AlertLinks,
+}
+
+impl Serialize for Alert {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        AlertWire {
+            id: &self.id,
+            dedupe_key: &self.dedupe_key,
+            rule: &self.rule,
+            severity: self.severity,
+            mechanism: self.mechanism,
+            mechanism_zh: &self.mechanism_zh,
+            owner: &self.owner,
+            state: self.state,
+            entity_kind: self.entity_kind,
+            entity_id: &self.entity_id,
+            entity_name: &self.entity_name,
+            district_code: &self.district_code,
+            sector: self.sector,
+            period: self.period,
+            last_period: self.last_period,
+            opened_at: &self.opened_at,
+            updated_at: &self.updated_at,
+            resolved_at: &self.resolved_at,
+            respond_by: &self.respond_by,
+            history: &self.history,
+            evidence: &self.evidence,
+            assignee: self.assignee.as_deref(),
+            note: self.note.as_deref(),
+            links: self.links(),
+        }
+        .serialize(s)
+    }
+}
+
+/// An alert's API links (an object with two fields on the wire, as `alert.v1` has it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertLinks {
     /// The institution or district (`/api/v1/institutions/…`, `/api/v1/districts/…`).
@@ -433,6 +508,21 @@ mod tests {
         let json = serde_json::to_string(&figures).unwrap();
         assert_eq!(json, serde_json::to_string(&map).unwrap());
         assert_eq!(serde_json::from_str::<Figures>(&json).unwrap(), figures);
+    }
+
+    #[test]
+    fn an_alert_is_written_as_read_with_its_links_made_from_its_id_and_entity() {
+        let json = r#"{"id":"yj-0005452e3c8d8a2d","dedupe_key":"reporting-late:institution:CQ-GUA-10151","rule":"reporting-late","severity":"blue","mechanism":"reporting-discipline","mechanism_zh":"监管数据报送","owner":"市金融监管局统计信息处","state":"acknowledged","entity_kind":"institution","entity_id":"CQ-GUA-10151","entity_name":"重庆巴南恒信3融资担保有限公司","district_code":"500113","sector":"guarantee","period":"2022-01","last_period":"2022-01","opened_at":"2022-03-08T15:51:12+08:00","updated_at":"2022-03-08T15:51:12+08:00","resolved_at":null,"respond_by":"2022-03-11T15:51:12+08:00","history":[{"period":"2022-01","severity":"blue"}],"evidence":{"metric":"reporting_gap","value":1.0,"threshold":1.0,"direction":"above","periods":1,"score":37.6,"trend_z":null,"indicators":{"base_score":27.9,"leverage":4.4},"summary":"巴南区"},"assignee":"王","links":{"entity":"/api/v1/institutions/CQ-GUA-10151","self":"/api/v1/alerts/yj-0005452e3c8d8a2d"}}"#;
+        let alert: Alert = serde_json::from_str(json).unwrap();
+        assert_eq!(serde_json::to_string(&alert).unwrap(), json);
+        let mut district = alert.clone();
+        (district.entity_kind, district.entity_id, district.assignee) = (EntityKind::District, "500113".into(), None);
+        let v = serde_json::to_value(&district).unwrap();
+        assert_eq!(v["links"]["entity"], "/api/v1/districts/500113");
+        assert!(v.get("assignee").is_none() && v.get("note").is_none());
+        // Links read back are not held: they are made again, the same way.
+        let stale = json.replace("/api/v1/institutions/CQ-GUA-10151", "/elsewhere");
+        assert_eq!(serde_json::from_str::<Alert>(&stale).unwrap(), alert);
     }
 
     #[test]

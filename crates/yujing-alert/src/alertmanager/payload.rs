@@ -186,7 +186,7 @@ pub(crate) fn postable(alert: &Alert, links: &Links<'_>) -> PostableAlert {
     annotations.insert("owner".to_owned(), alert.owner.to_string());
     annotations.insert("respond_by".to_owned(), timestamp(alert.respond_by));
     annotations.insert("state".to_owned(), alert.state.as_str().to_owned());
-    let self_link = &alert.links.alert;
+    let self_link = alert.links().alert;
     let ends_at = (!alert.state.is_active()).then(|| timestamp(alert.resolved_at.unwrap_or(alert.updated_at)));
     PostableAlert {
         labels: labels(alert),

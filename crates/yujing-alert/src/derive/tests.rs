@@ -49,8 +49,8 @@ fn opens_at_the_crossed_severity_with_every_field() {
     assert_eq!(a.respond_by, at("2025-02") + TimeDelta::days(10));
     assert_eq!(a.resolved_at, None);
     assert_eq!(severities(a), vec![Severity::Orange]);
-    assert_eq!(a.links.alert, format!("/api/v1/alerts/{}", a.id));
-    assert_eq!(a.links.entity, "/api/v1/institutions/CQ-MLC-0042");
+    assert_eq!(a.links().alert, format!("/api/v1/alerts/{}", a.id));
+    assert_eq!(a.links().entity, "/api/v1/institutions/CQ-MLC-0042");
     assert_eq!((a.entity_kind, &*a.entity_id), (EntityKind::Institution, "CQ-MLC-0042"));
     assert_eq!(&*a.district_code, "500103");
     assert_eq!(a.sector, SectorScope::One(Sector::Microloan));
@@ -209,7 +209,7 @@ fn district_orange_cluster_raises_district_concentration() {
     let a = a[0];
     assert_eq!(a.mechanism, Mechanism::DistrictConcentration);
     assert_eq!(a.dedupe_key, "district-orange-cluster:district:500103:all");
-    assert_eq!(a.links.entity, "/api/v1/districts/500103");
+    assert_eq!(a.links().entity, "/api/v1/districts/500103");
     assert_eq!(severities(a), vec![Severity::Yellow, Severity::Orange]);
     assert_eq!(a.state, AlertState::AutoResolved, "1 is past 2 - 0.5");
     // no district rule watches a sector it is not listed for

@@ -154,10 +154,6 @@ pub fn alert(id: &str, entity: &str, district: &str, severity: Severity, state: 
         },
         assignee: None,
         note: None,
-        links: yujing_model::AlertLinks {
-            entity: format!("/api/v1/institutions/{entity}"),
-            alert: format!("/api/v1/alerts/{id}"),
-        },
     }
 }
 
