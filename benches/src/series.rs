@@ -5,7 +5,7 @@ use crate::synth::institution;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use yujing_alert::{EntitySeries, SeriesPoint};
 use yujing_model::{EntityKind, Period, Report, Sector, SectorScope};
-use yujing_score::{ScoreConfig, score_sector};
+use yujing_score::{Baseline, ScoreConfig, score_sector_against};
 
 /// The series of `n_institutions` of a mixed population, each with `points` consecutive
 /// reporting periods (months; quarters for banks), scored with `config`.
@@ -27,8 +27,9 @@ pub fn institution_series(n_institutions: usize, points: usize, seed: u64, confi
     for sector in Sector::ALL {
         let of_sector: Vec<&Report> = reports.iter().filter(|r| r.sector == sector).collect();
         let periods: BTreeSet<Period> = of_sector.iter().map(|r| r.period).collect();
-        let scores = score_sector(config, sector, &periods, &of_sector).expect("synthetic reports score");
-        for s in scores {
+        let own: BTreeMap<Period, Baseline> = periods.iter().map(|p| (*p, Baseline::Own)).collect();
+        let scored = score_sector_against(config, sector, &own, &of_sector).expect("synthetic reports score");
+        for s in scored.scores {
             let report: &Report = by_key[&(&*s.institution_id, s.period)];
             let id = &*report.institution_id;
             let mut values = BTreeMap::from([
@@ -36,7 +37,7 @@ pub fn institution_series(n_institutions: usize, points: usize, seed: u64, confi
                 ("score".into(), s.score),
                 ("base_score".into(), s.base_score),
             ]);
-            if let Some(z) = s.trend_z.get() {
+            if let Some(z) = s.trend_z(scored.trend.get(&s.period).and_then(Option::as_ref)) {
                 values.insert("trend_z".into(), z);
             }
             for i in &s.indicators {

@@ -282,7 +282,36 @@ pub struct IndicatorScore {
     pub sub_score: f64,
 }
 
+/// The sector's changes of base score in one period: the baseline each institution's change
+/// is scored against (DESIGN §5, trend).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrendBaseline {
+    /// Mean change.
+    pub mean: f64,
+    /// Standard deviation of the changes.
+    pub sd: f64,
+    /// How many changes it was taken over.
+    pub peers: usize,
+}
+
+impl TrendBaseline {
+    /// A change's z-score against this baseline (0 when the changes do not spread).
+    ///
+    /// ```
+    /// let b = yujing_model::score::TrendBaseline { mean: 1.0, sd: 2.0, peers: 10 };
+    /// assert_eq!(b.z(5.0), 2.0);
+    /// ```
+    pub fn z(&self, delta: f64) -> f64 {
+        if self.sd > 1e-12 { (delta - self.mean) / self.sd } else { 0.0 }
+    }
+}
+
 /// The score of one institution for one period.
+///
+/// Its trend z-score is not held: it is its change against its sector-period's
+/// [`TrendBaseline`] ([`InstitutionScore::trend_z`]), which a late report of a peer moves.
+/// Held, it would make a new score of every score of the sector-period, and the old ones
+/// would stay alive as long as a published snapshot shares them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstitutionScore {
     /// The institution (shared with the reports and the other periods' scores).
@@ -300,8 +329,6 @@ pub struct InstitutionScore {
     pub base_score: f64,
     /// The change of the base score since the previous period, if there was one.
     pub trend_delta: OptF64,
-    /// That change as a z-score against the sector's changes that period.
-    pub trend_z: OptF64,
     /// Points the trend added to the composite.
     pub trend_points: f64,
     /// The composite 0..100.
@@ -313,6 +340,12 @@ pub struct InstitutionScore {
 }
 
 impl InstitutionScore {
+    /// Its change as a z-score against `baseline`, the baseline of its sector-period: none
+    /// without a change (no previous period) or without a baseline (too few peers).
+    pub fn trend_z(&self, baseline: Option<&TrendBaseline>) -> Option<f64> {
+        Some(baseline?.z(self.trend_delta.get()?))
+    }
+
     /// The value of an indicator, if this sector has it and it is defined.
     pub fn indicator(&self, i: Indicator) -> Option<f64> {
         self.indicators.iter().find(|x| x.indicator == i).and_then(|x| x.value.get())

@@ -109,6 +109,9 @@ pub struct Scored {
     pub scores: Vec<InstitutionScore>,
     /// The baseline of each period scored against its own cross-section.
     pub baselines: BTreeMap<Period, Option<TrendBaseline>>,
+    /// The baseline of every period scored, own or fixed: what its scores' trend z-scores
+    /// are against ([`InstitutionScore::trend_z`]).
+    pub trend: BTreeMap<Period, Option<TrendBaseline>>,
 }
 
 /// Scores one sector for the given periods, each against its own cross-section.
@@ -174,15 +177,16 @@ pub fn score_sector_against(
             .collect();
         let baseline = match baseline {
             Baseline::Own => {
-                let own = TrendBaseline::of(&config.trend, &deltas);
+                let own = crate::trend::baseline_of(&config.trend, &deltas);
                 scored.baselines.insert(period, own);
                 own
             }
             Baseline::Fixed(b) => *b,
         };
+        scored.trend.insert(period, baseline);
         for (k, i) in run.clone().enumerate() {
             let r = reports[i];
-            let (z, points) = baseline.map_or((None, 0.0), |b| b.points(&config.trend, deltas[k]));
+            let points = baseline.map_or(0.0, |b| crate::trend::points(&b, &config.trend, deltas[k]).1);
             let score = (rows[i].base + points).clamp(0.0, 100.0);
             scored.scores.push(InstitutionScore {
                 institution_id: r.institution_id.clone(),
@@ -193,7 +197,6 @@ pub fn score_sector_against(
                 indicators: std::mem::take(&mut rows[i].indicators).into_boxed_slice(),
                 base_score: rows[i].base,
                 trend_delta: deltas[k].into(),
-                trend_z: z.into(),
                 trend_points: points,
                 score,
                 grade: config.grades.grade(score),

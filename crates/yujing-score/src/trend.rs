@@ -4,52 +4,40 @@ use crate::config::TrendConfig;
 use statrs::distribution::{ContinuousCDF, Normal};
 use statrs::statistics::Statistics;
 
-/// The sector's changes of base score in one period: the baseline each institution's change
-/// is scored against.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TrendBaseline {
-    /// Mean change.
-    pub mean: f64,
-    /// Standard deviation of the changes.
-    pub sd: f64,
-    /// How many changes it was taken over.
-    pub peers: usize,
+pub use yujing_model::score::TrendBaseline;
+
+/// The baseline of a cross-section of changes (`None` for an institution with no previous
+/// period), or `None` when fewer than `min_peers` (and at least 2) changes are present.
+pub fn baseline_of(config: &TrendConfig, deltas: &[Option<f64>]) -> Option<TrendBaseline> {
+    let present: Vec<f64> = deltas.iter().flatten().copied().collect();
+    if present.len() < config.min_peers.max(2) {
+        return None;
+    }
+    Some(TrendBaseline { mean: present.iter().mean(), sd: present.iter().std_dev(), peers: present.len() })
 }
 
-impl TrendBaseline {
-    /// The baseline of a cross-section of changes (`None` for an institution with no previous
-    /// period), or `None` when fewer than `min_peers` (and at least 2) changes are present.
-    pub fn of(config: &TrendConfig, deltas: &[Option<f64>]) -> Option<TrendBaseline> {
-        let present: Vec<f64> = deltas.iter().flatten().copied().collect();
-        if present.len() < config.min_peers.max(2) {
-            return None;
-        }
-        Some(TrendBaseline { mean: present.iter().mean(), sd: present.iter().std_dev(), peers: present.len() })
-    }
-
-    /// One change's z-score against this baseline and the points it adds: only a
-    /// deterioration (a positive change with a z-score above `z_start`) adds any,
-    /// `max_points × (Φ(z) − Φ(z_start)) / (1 − Φ(z_start))`.
-    pub fn points(&self, config: &TrendConfig, delta: Option<f64>) -> (Option<f64>, f64) {
-        let Some(d) = delta else { return (None, 0.0) };
-        let z = if self.sd > 1e-12 { (d - self.mean) / self.sd } else { 0.0 };
-        let points = if d > 0.0 && z > config.z_start {
-            let normal = Normal::standard();
-            let floor = normal.cdf(config.z_start);
-            config.max_points * ((normal.cdf(z) - floor) / (1.0 - floor)).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        (Some(z), points)
-    }
+/// One change's z-score against a baseline and the points it adds: only a deterioration (a
+/// positive change with a z-score above `z_start`) adds any,
+/// `max_points × (Φ(z) − Φ(z_start)) / (1 − Φ(z_start))`.
+pub fn points(baseline: &TrendBaseline, config: &TrendConfig, delta: Option<f64>) -> (Option<f64>, f64) {
+    let Some(d) = delta else { return (None, 0.0) };
+    let z = baseline.z(d);
+    let points = if d > 0.0 && z > config.z_start {
+        let normal = Normal::standard();
+        let floor = normal.cdf(config.z_start);
+        config.max_points * ((normal.cdf(z) - floor) / (1.0 - floor)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    (Some(z), points)
 }
 
 /// For each institution's change of base score since its previous period (`None` when it has
 /// no previous period), its z-score against the sector's changes and the points it adds
-/// (see [`TrendBaseline::points`]); no z-score at all with fewer than `min_peers` changes.
+/// (see [`points`]); no z-score at all with fewer than `min_peers` changes.
 pub fn trend_points(config: &TrendConfig, deltas: &[Option<f64>]) -> Vec<(Option<f64>, f64)> {
-    match TrendBaseline::of(config, deltas) {
-        Some(b) => deltas.iter().map(|d| b.points(config, *d)).collect(),
+    match baseline_of(config, deltas) {
+        Some(b) => deltas.iter().map(|d| points(&b, config, *d)).collect(),
         None => deltas.iter().map(|_| (None, 0.0)).collect(),
     }
 }

@@ -86,7 +86,14 @@ fn trend_adds_points_to_the_sharpest_deterioration_only() {
     assert_eq!(s.len(), 6, "only the requested period comes back");
     let jumper = s.iter().find(|x| &*x.institution_id == "M0").unwrap();
     assert!(close(jumper.trend_delta.get().unwrap(), 0.45 * 50.0));
-    assert!(jumper.trend_z.get().unwrap() > 2.0);
+    // Its z-score is against the period's own baseline, which the scores come with.
+    let own = [("2020-12".parse::<Period>().unwrap(), yujing_score::Baseline::Own)].into_iter().collect();
+    let scored = yujing_score::score_sector_against(&cfg, Sector::Microloan, &own, &refs).unwrap();
+    assert_eq!(scored.scores, s);
+    let baseline = scored.trend[&"2020-12".parse::<Period>().unwrap()].expect("six changes: a baseline");
+    assert_eq!(scored.baselines[&"2020-12".parse::<Period>().unwrap()], Some(baseline));
+    assert!(jumper.trend_z(Some(&baseline)).unwrap() > 2.0);
+    assert_eq!(jumper.trend_z(None), None);
     assert!(jumper.trend_points > 5.0);
     assert!(close(jumper.score, jumper.base_score + jumper.trend_points));
     assert!(s.iter().filter(|x| &*x.institution_id != "M0").all(|x| x.trend_points == 0.0));

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use yujing_model::{
     AggregateScore, Alert, Indicator, InstitutionScore, Level, Period, Report, Sector, SectorScope, Severity,
+    score::TrendBaseline,
 };
 
 /// One institution: who it is, its scores and its winning reports, oldest period first.
@@ -126,6 +127,9 @@ pub struct SnapshotParts {
     pub audit: Vec<AuditEntry>,
     /// The scoring cutoffs, to explain sub-scores.
     pub cutoffs: Vec<IndicatorCutoff>,
+    /// The trend baseline of each sector-period that has one: what its scores' trend
+    /// z-scores are against.
+    pub trend_baselines: Vec<((Sector, Period), TrendBaseline)>,
     /// The latest period whose reports are all due.
     pub complete_through: Option<Period>,
     /// Counts so far.
@@ -216,6 +220,7 @@ struct Scores {
     aggregates: BTreeMap<(Level, String, SectorScope), Series>,
     periods: BTreeSet<Period>,
     cutoffs: HashMap<(Sector, Indicator), IndicatorCutoff>,
+    trend: HashMap<(Sector, Period), TrendBaseline>,
     complete_through: Option<Period>,
     from_peers: HashSet<AggregateKey>,
 }
@@ -244,6 +249,7 @@ impl Snapshot {
             scores.institutions.insert(inst.id.clone(), inst);
         }
         scores.cutoffs = parts.cutoffs.into_iter().map(|c| ((c.sector, c.indicator), c)).collect();
+        scores.trend = parts.trend_baselines.into_iter().collect();
         Snapshot {
             scores: Arc::new(scores),
             alerts: Arc::new(Alerts::new(parts.alerts, parts.peer_alerts)),
@@ -355,6 +361,11 @@ impl Snapshot {
     /// Every institution, by id.
     pub fn institutions(&self) -> impl Iterator<Item = &InstitutionView> + '_ {
         self.scores.institutions.values()
+    }
+
+    /// A score's trend z-score, against its sector-period's baseline.
+    pub fn trend_z(&self, s: &InstitutionScore) -> Option<f64> {
+        s.trend_z(self.scores.trend.get(&(s.sector, s.period)))
     }
 
     /// The cutoffs of an indicator in a sector, when known.

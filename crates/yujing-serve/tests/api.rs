@@ -166,6 +166,8 @@ async fn institution_page_explains_the_score() {
     assert_eq!(r.body["district_name"], "万州区");
     let score = &r.body["score"];
     assert_eq!(score["period"], "2021-03", "the latest period by default");
+    // The z-score is the change against the snapshot's baseline of the sector-period.
+    assert_eq!((score["trend_delta"].as_f64(), score["trend_z"].as_f64()), (Some(1.5), Some(0.5)));
     let parts = score["indicators"].as_array().unwrap();
     let total: f64 = parts.iter().map(|p| p["points"].as_f64().unwrap()).sum();
     assert!((total - score["base_score"].as_f64().unwrap()).abs() < 1e-9, "the points add up to the base score");

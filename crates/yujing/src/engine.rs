@@ -126,6 +126,9 @@ pub struct Engine {
     /// Each sector's reference for the periods not yet due: its latest due period and that
     /// period's baseline.
     references: HashMap<Sector, (Period, Option<TrendBaseline>)>,
+    /// The baseline each sector-period's scores were last scored against, own or a
+    /// reference: what their trend z-scores are against ([`InstitutionScore::trend_z`]).
+    trend: HashMap<(Sector, Period), Option<TrendBaseline>>,
     /// The earliest period whose series point may have changed since the last settle, per
     /// institution.
     pending_from: HashMap<Arc<str>, Period>,
@@ -165,6 +168,7 @@ impl Engine {
             pending_entities: Ids::new(),
             baselines: HashMap::new(),
             references: HashMap::new(),
+            trend: HashMap::new(),
             pending_from: HashMap::new(),
             memos: HashMap::new(),
         }
@@ -503,23 +507,40 @@ impl Engine {
         for (p, b) in scored.baselines {
             self.baselines.insert((sector, p), b);
         }
+        // The periods whose baseline moved, with the one before: every score there with a
+        // change has a new z-score, though the score itself (held without it) may not change.
+        let mut moved: BTreeMap<Period, Option<TrendBaseline>> = BTreeMap::new();
+        for (p, b) in scored.trend {
+            let before = self.trend.insert((sector, p), b).flatten();
+            if before != b {
+                moved.insert(p, before);
+            }
+        }
         for s in scored.scores {
             // The ledger's shared id: its reports carry it, and so the scores made from them.
             let id = Arc::clone(&s.institution_id);
             let slot = self.inst_scores.entry(id.clone()).or_default();
             let old = slot.get(&s.period);
-            if old.map(|a| &**a) != Some(&s) {
-                // Re-scoring a whole sector-period because one report moved its baseline
-                // mostly shifts trend z-scores a little: a change that moves no rule's
-                // outcome and no alert's evidence leaves the alert history as it is.
-                let (kind, scope) = (EntityKind::Institution, SectorScope::One(sector));
-                let history_unchanged = old.is_some_and(|o| {
-                    same_outcomes(&self.rules, kind, scope, |m| score_value(o, m), |m| score_value(&s, m))
-                }) && !self.book.has_evidence_at(kind, &id, scope, s.period);
-                if !history_unchanged {
-                    note_change(&mut self.pending_from, &id, s.period);
-                    entities.insert(id);
-                }
+            let same = old.is_some_and(|a| **a == s);
+            let z_moved = s.trend_delta.get().is_some() && moved.contains_key(&s.period);
+            if same && !z_moved {
+                continue;
+            }
+            // Re-scoring a whole sector-period because one report moved its baseline
+            // mostly shifts trend z-scores a little: a change that moves no rule's outcome
+            // and no alert's evidence leaves the alert history as it is.
+            let now = self.trend.get(&(sector, s.period)).copied().flatten();
+            let before = moved.get(&s.period).copied().unwrap_or(now);
+            let (kind, scope) = (EntityKind::Institution, SectorScope::One(sector));
+            let history_unchanged = old.is_some_and(|o| {
+                let (z_old, z_new) = (o.trend_z(before.as_ref()), s.trend_z(now.as_ref()));
+                same_outcomes(&self.rules, kind, scope, |m| score_value(o, z_old, m), |m| score_value(&s, z_new, m))
+            }) && !self.book.has_evidence_at(kind, &id, scope, s.period);
+            if !history_unchanged {
+                note_change(&mut self.pending_from, &id, s.period);
+                entities.insert(id);
+            }
+            if !same {
                 slot.insert(s.period, Arc::new(s));
             }
         }
@@ -602,11 +623,12 @@ impl Engine {
             let mut values = BTreeMap::new();
             values.insert(rule_metrics::REPORTING_GAP.into(), gap);
             if let Some(s) = scores.and_then(|m| m.get(&period)) {
+                let z = self.trend_z(s);
                 for metric in [rule_metrics::SCORE, rule_metrics::BASE_SCORE, rule_metrics::TREND_Z]
                     .into_iter()
                     .chain(s.indicators.iter().map(|i| i.indicator.as_str()))
                 {
-                    if let Some(v) = score_value(s, metric) {
+                    if let Some(v) = score_value(s, z, metric) {
                         values.insert(metric.into(), v);
                     }
                 }
@@ -683,6 +705,17 @@ impl Engine {
         self.inst_scores.get(institution).into_iter().flat_map(|m| m.values())
     }
 
+    /// A score's trend z-score, against its sector-period's current baseline.
+    pub fn trend_z(&self, s: &InstitutionScore) -> Option<f64> {
+        s.trend_z(self.trend.get(&(s.sector, s.period)).and_then(Option::as_ref))
+    }
+
+    /// The trend baseline of every sector-period that has one, for [`Engine::trend_z`]
+    /// elsewhere.
+    pub fn trend_baselines(&self) -> impl Iterator<Item = ((Sector, Period), TrendBaseline)> + '_ {
+        self.trend.iter().filter_map(|(k, b)| Some((*k, (*b)?)))
+    }
+
     /// An institution's score of one period.
     pub fn score_at(&self, institution: &str, period: Period) -> Option<&Arc<InstitutionScore>> {
         self.inst_scores.get(institution)?.get(&period)
@@ -723,12 +756,12 @@ impl Engine {
 }
 
 /// The value of a rule metric that an institution's score gives its series point, if present
-/// and finite (the reporting gap comes from the ledger: `None`).
-fn score_value(s: &InstitutionScore, metric: &str) -> Option<f64> {
+/// and finite (the reporting gap comes from the ledger: `None`), given its trend z-score.
+fn score_value(s: &InstitutionScore, trend_z: Option<f64>, metric: &str) -> Option<f64> {
     let v = match metric {
         rule_metrics::SCORE => Some(s.score),
         rule_metrics::BASE_SCORE => Some(s.base_score),
-        rule_metrics::TREND_Z => s.trend_z.get(),
+        rule_metrics::TREND_Z => trend_z,
         _ => s.indicators.iter().find(|i| i.indicator.as_str() == metric).and_then(|i| i.value.get()),
     };
     v.filter(|v| v.is_finite())

@@ -56,7 +56,7 @@ pub fn scores_frame(engine: &Engine) -> Result<DataFrame> {
         npl_ratio.push(s.indicator(Indicator::NplRatio));
         payout_rate.push(s.indicator(Indicator::PayoutRate));
         base_score.push(Some(s.base_score));
-        trend_z.push(s.trend_z.get());
+        trend_z.push(engine.trend_z(s));
         for (k, i) in Indicator::ALL.iter().enumerate() {
             indicators[k].push(s.indicator(*i).filter(|v| v.is_finite()));
         }

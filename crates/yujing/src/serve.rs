@@ -110,6 +110,7 @@ pub fn snapshot_parts(engine: &Engine, config: &Config, audit: &[AuditEntry]) ->
         alerts: engine.shared_alerts().cloned().collect(),
         audit: audit.to_vec(),
         cutoffs,
+        trend_baselines: engine.trend_baselines().collect(),
         complete_through: engine.complete_through(),
         stats: PipelineStats {
             received: st.received,

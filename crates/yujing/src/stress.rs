@@ -230,11 +230,12 @@ pub fn project(
         })
         .collect();
     districts.sort_by(|x, y| y.change.score_after.total_cmp(&x.change.score_after).then_with(|| x.code.cmp(&y.code)));
-    let scores_at = |e: &Engine| -> BTreeMap<String, InstitutionScore> {
+    // Each score with its trend z-score.
+    let scores_at = |e: &Engine| -> BTreeMap<String, (InstitutionScore, Option<f64>)> {
         e.institution_scores()
             .into_iter()
             .filter(|s| s.period == period)
-            .map(|s| (s.institution_id.to_string(), s.clone()))
+            .map(|s| (s.institution_id.to_string(), (s.clone(), e.trend_z(s))))
             .collect()
     };
     let (s0, s1) = (scores_at(&base), scores_at(&after));
@@ -247,15 +248,18 @@ pub fn project(
     };
     let mut institutions: Vec<InstitutionChange> = s1
         .values()
-        .filter_map(|n| {
-            let o = s0.get(&*n.institution_id)?;
+        .filter_map(|(n, nz)| {
+            let (o, oz) = s0.get(&*n.institution_id)?;
             (o.grade != n.grade).then(|| InstitutionChange {
                 institution_id: n.institution_id.to_string(),
                 sector: n.sector,
                 district_code: n.district_code,
                 change: change((o.score, o.grade), (n.score, n.grade)),
                 p_event: config.probability.as_ref().map(|m| {
-                    (m.p_event(o, max_sev(&a0, &o.institution_id)), m.p_event(n, max_sev(&a1, &n.institution_id)))
+                    (
+                        m.p_event(o, *oz, max_sev(&a0, &o.institution_id)),
+                        m.p_event(n, *nz, max_sev(&a1, &n.institution_id)),
+                    )
                 }),
             })
         })

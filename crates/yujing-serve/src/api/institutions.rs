@@ -150,7 +150,7 @@ fn breakdown(snap: &Snapshot, inst: &InstitutionView, s: &InstitutionScore) -> B
         grade: s.grade,
         base_score: s.base_score,
         trend_delta: s.trend_delta.get(),
-        trend_z: s.trend_z.get(),
+        trend_z: snap.trend_z(s),
         trend_points: s.trend_points,
         exposure: s.exposure,
         indicators,

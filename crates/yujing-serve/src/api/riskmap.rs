@@ -374,7 +374,7 @@ pub(crate) async fn district(
                     sector: i.sector,
                     score: s.score,
                     grade: s.grade,
-                    trend_z: s.trend_z.get(),
+                    trend_z: snap.trend_z(s),
                     exposure: s.exposure,
                     p_event: i.p_event.filter(|e| e.period == p),
                 })

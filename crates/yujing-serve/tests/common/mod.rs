@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use tower::ServiceExt;
 use yujing_model::alert::SeverityStep;
+use yujing_model::score::TrendBaseline;
 use yujing_model::{
     AggregateScore, Alert, AlertState, Contributor, DecodeLimits, EntityKind, Evidence, Grade, Indicator,
     IndicatorScore, InstitutionScore, Level, Mechanism, Period, Sector, SectorScope, Severity, decode,
@@ -29,6 +30,8 @@ pub const ANALYST: &str = "tok-analyst";
 pub const WANZHOU: &str = "tok-wanzhou";
 pub const WANZHOU_CODE: &str = "500101";
 pub const YUZHONG_CODE: &str = "500103";
+/// The latest period of the fixture.
+pub const LATEST: &str = "2021-03";
 
 pub fn period(s: &str) -> Period {
     s.parse().unwrap()
@@ -63,7 +66,6 @@ fn inst_score(id: &str, district: u32, p: &str, npl: f64) -> InstitutionScore {
         .into(),
         base_score: base,
         trend_delta: None.into(),
-        trend_z: None.into(),
         trend_points: 0.0,
         score: base,
         grade: grade(base),
@@ -160,7 +162,7 @@ pub fn alert(id: &str, entity: &str, district: &str, severity: Severity, state: 
 /// Two periods, three microloan companies: two in 万州 (500101), one in 渝中 (500103).
 pub fn parts() -> SnapshotParts {
     let insts = [("MLC-A", 500101u32, [0.04, 0.09]), ("MLC-B", 500101, [0.10, 0.17]), ("MLC-C", 500103, [0.05, 0.06])];
-    let periods = ["2021-02", "2021-03"];
+    let periods = ["2021-02", LATEST];
     let mut institutions = Vec::new();
     let mut scores: BTreeMap<(&str, &str), InstitutionScore> = BTreeMap::new();
     for (id, district, npl) in insts {
@@ -174,7 +176,11 @@ pub fn parts() -> SnapshotParts {
             p_event: None,
         };
         for (p, npl) in periods.iter().zip(npl) {
-            let s = inst_score(id, district, p, npl);
+            let mut s = inst_score(id, district, p, npl);
+            if *p == LATEST {
+                // A change since 2021-02 of 1.5 points, z = 0.5 against the baseline below.
+                s.trend_delta = Some(1.5).into();
+            }
             scores.insert((id, p), s.clone());
             view.scores.push(Arc::new(s));
             let line = report_line(id, &district.to_string(), p, npl * 1e8);
@@ -219,7 +225,8 @@ pub fn parts() -> SnapshotParts {
         alerts: alerts.into_iter().map(Arc::new).collect(),
         audit: Vec::new(),
         cutoffs,
-        complete_through: Some(period("2021-03")),
+        trend_baselines: vec![((Sector::Microloan, period(LATEST)), TrendBaseline { mean: 0.5, sd: 2.0, peers: 6 })],
+        complete_through: Some(period(LATEST)),
         stats: Default::default(),
         generated_at: None,
         ..Default::default()

@@ -102,7 +102,7 @@ fn metric_value(s: &Snapshot, metric: &str) -> Option<f64> {
     match metric {
         "score" => Some(s.score.score),
         "base_score" => Some(s.score.base_score),
-        "trend_z" => s.score.trend_z.get(),
+        "trend_z" => s.trend_z,
         m => s.score.indicators.iter().find(|i| i.indicator.as_str() == m).and_then(|i| i.value.get()),
     }
     .filter(|v| v.is_finite())

@@ -461,7 +461,7 @@ fn row(o: &Observation, model: Option<&ProbabilityConfig>) -> ObservationRow {
         period: s.period,
         score: s.score,
         base_score: s.base_score,
-        trend_z: s.trend_z.get(),
+        trend_z: o.snap.trend_z,
         alert_severity: snapshot_severity(o.snap).map_or(0.0, severity_rank),
         p_event: model.map(|m| m.p_snapshot(o.snap)),
         event: o.event,

@@ -47,12 +47,12 @@ pub fn severity_rank(s: Severity) -> f64 {
 
 /// The features of an institution-period: its score and the highest severity of its open
 /// alerts (reporting-discipline alerts left out: a late report is not distress).
-pub fn features(score: &InstitutionScore, max_severity: Option<Severity>) -> [f64; 7] {
+pub fn features(score: &InstitutionScore, trend_z: Option<f64>, max_severity: Option<Severity>) -> [f64; 7] {
     let s = score.sector;
     [
         score.score / 100.0,
         score.base_score / 100.0,
-        score.trend_z.get().unwrap_or(0.0).clamp(-5.0, 5.0),
+        trend_z.unwrap_or(0.0).clamp(-5.0, 5.0),
         max_severity.map_or(0.0, severity_rank) / 4.0,
         f64::from(u8::from(s == Sector::Microloan)),
         f64::from(u8::from(s == Sector::Guarantee)),
@@ -67,8 +67,8 @@ pub fn snapshot_severity(s: &Snapshot) -> Option<Severity> {
 
 impl ProbabilityConfig {
     /// The probability of an event within the horizon for an institution-period.
-    pub fn p_event(&self, score: &InstitutionScore, max_severity: Option<Severity>) -> f64 {
-        let x = features(score, max_severity);
+    pub fn p_event(&self, score: &InstitutionScore, trend_z: Option<f64>, max_severity: Option<Severity>) -> f64 {
+        let x = features(score, trend_z, max_severity);
         let z = self.intercept
             + FEATURES
                 .iter()
@@ -80,7 +80,7 @@ impl ProbabilityConfig {
 
     /// The probability for a recorded snapshot.
     pub fn p_snapshot(&self, s: &Snapshot) -> f64 {
-        self.p_event(&s.score, snapshot_severity(s))
+        self.p_event(&s.score, s.trend_z, snapshot_severity(s))
     }
 
     /// Checks the section.
@@ -120,7 +120,10 @@ pub fn p_events(
         .institution_scores()
         .into_iter()
         .filter(|s| s.period == period)
-        .map(|s| (s.institution_id.to_string(), model.p_event(s, severity.get(&*s.institution_id).copied())))
+        .map(|s| {
+            let p = model.p_event(s, engine.trend_z(s), severity.get(&*s.institution_id).copied());
+            (s.institution_id.to_string(), p)
+        })
         .collect()
 }
 
@@ -159,7 +162,7 @@ pub fn fit(rows: &[(&Snapshot, bool)], horizon: u32, flag_at: f64) -> Result<Pro
     }
     let mut x = Array2::<f64>::zeros((rows.len(), FEATURES.len()));
     for (i, (s, _)) in rows.iter().enumerate() {
-        for (j, v) in features(&s.score, snapshot_severity(s)).into_iter().enumerate() {
+        for (j, v) in features(&s.score, s.trend_z, snapshot_severity(s)).into_iter().enumerate() {
             x[[i, j]] = v;
         }
     }
@@ -190,12 +193,12 @@ mod tests {
                 indicators: Box::default(),
                 base_score: score,
                 trend_delta: None.into(),
-                trend_z: None.into(),
                 trend_points: 0.0,
                 score,
                 grade: yujing_model::Grade::Normal,
                 exposure: 1.0,
             },
+            trend_z: None,
             alerts: BTreeMap::new(),
         }
     }

@@ -25,6 +25,8 @@ use yujing_model::{
 pub struct Snapshot {
     /// The institution's score of the period (its id, sector, district and indicators).
     pub score: InstitutionScore,
+    /// Its trend z-score, as it stood.
+    pub trend_z: Option<f64>,
     /// The institution-level rules with an alert open at the period, and the severity it
     /// had reached by then.
     pub alerts: BTreeMap<String, Severity>,
@@ -149,7 +151,7 @@ fn record(engine: &Engine, recorded: &mut Option<Period>, history: &mut History,
             .filter(|s| s.period == period)
             .map(|s| {
                 let alerts = severities(by_inst.get(&*s.institution_id).into_iter().flatten().copied(), period);
-                Snapshot { score: (*s).clone(), alerts }
+                Snapshot { score: (*s).clone(), trend_z: engine.trend_z(s), alerts }
             })
             .collect();
         rows.sort_by(|a, b| a.score.institution_id.cmp(&b.score.institution_id));
