@@ -5,7 +5,7 @@
 //! drives missing-report detection (DESIGN §4, §7).
 
 use chrono::{DateTime, Duration, FixedOffset};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use yujing_model::period::PeriodMap;
 use yujing_model::{Metric, Period, Reason, Rejection, Report, Sector};
@@ -139,7 +139,39 @@ pub struct LedgerCounts {
 }
 
 /// The winning reports of each sector-period, by institution.
-type BySectorPeriod = HashMap<(Sector, Period), BTreeMap<Arc<str>, Arc<Report>>>;
+type BySectorPeriod = HashMap<(Sector, Period), BTreeSet<ByInstitution>>;
+
+/// A winning report in its sector-period's set, ordered and found by its institution's id.
+/// The report holds the id: a map keyed by it would hold it a second time, for each of a
+/// million reports.
+#[derive(Debug, Clone)]
+struct ByInstitution(Arc<Report>);
+
+impl PartialEq for ByInstitution {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.institution_id == other.0.institution_id
+    }
+}
+
+impl Eq for ByInstitution {}
+
+impl PartialOrd for ByInstitution {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByInstitution {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.institution_id.cmp(&other.0.institution_id)
+    }
+}
+
+impl std::borrow::Borrow<str> for ByInstitution {
+    fn borrow(&self) -> &str {
+        &self.0.institution_id
+    }
+}
 
 /// The in-memory ledger. Every method is deterministic; the final state depends only on the
 /// set of reports applied, not on their order, except which of two equal revisions wins.
@@ -255,7 +287,7 @@ impl Ledger {
             shared_name: report.institution_name.clone(),
         });
         share_strings(&rec.institution_id, &mut rec.shared_name, Arc::make_mut(&mut report));
-        self.by_sector_period.entry((report.sector, report.period)).or_default().insert(key, report.clone());
+        self.by_sector_period.entry((report.sector, report.period)).or_default().replace(ByInstitution(report.clone()));
         let others =
             state.seen.into_iter().filter(|id| **id != *report.report_id).map(String::into_boxed_str).collect();
         rec.periods.insert(report.period, Slot { winner: report, others, first_submitted: state.first_submitted });
@@ -299,7 +331,7 @@ impl Ledger {
 
     /// The winning reports of one sector and period, ordered by institution id.
     pub fn sector_period(&self, sector: Sector, period: Period) -> impl Iterator<Item = &Arc<Report>> + '_ {
-        self.by_sector_period.get(&(sector, period)).into_iter().flat_map(|m| m.values())
+        self.by_sector_period.get(&(sector, period)).into_iter().flat_map(|m| m.iter().map(|r| &r.0))
     }
 
     /// Every sector-period holding a report, in no particular order.
@@ -388,7 +420,7 @@ fn apply_to(
             let first_submitted = report.submitted_at;
             share_strings(&rec.institution_id, &mut rec.shared_name, &mut report);
             let winner = Arc::new(report);
-            by_sector_period.entry((sector, period)).or_default().insert(key.clone(), winner.clone());
+            by_sector_period.entry((sector, period)).or_default().replace(ByInstitution(winner.clone()));
             rec.periods.insert(period, Slot { winner, others: Box::default(), first_submitted });
             Outcome::New
         }
@@ -409,7 +441,7 @@ fn apply_to(
             share_strings(&rec.institution_id, &mut rec.shared_name, &mut report);
             let previous = std::mem::replace(&mut slot.winner, Arc::new(report));
             slot.note_other(previous.report_id.clone());
-            by_sector_period.entry((sector, period)).or_default().insert(key.clone(), slot.winner.clone());
+            by_sector_period.entry((sector, period)).or_default().replace(ByInstitution(slot.winner.clone()));
             Outcome::Replaced { previous_revision: current }
         }
     };

@@ -144,6 +144,14 @@ proptest! {
                 prop_assert_eq!(l.report(inst, p.parse().unwrap()).unwrap().revision, 3);
             }
         }
+        // The sector-period index holds the same winners, one per institution, in id order.
+        for p in ["2020-01", "2020-02"] {
+            let held: Vec<(&str, u32)> = l
+                .sector_period(Sector::Microloan, p.parse().unwrap())
+                .map(|r| (&*r.institution_id, r.revision))
+                .collect();
+            prop_assert_eq!(held, vec![("A", 3), ("B", 3)]);
+        }
         prop_assert_eq!(l.len(), 4);
         prop_assert_eq!(l.counts().duplicates, 1);
     }
