@@ -6,6 +6,7 @@ use crate::text::{self, Reading};
 use chrono::TimeDelta;
 use std::borrow::Cow;
 use yujing_model::alert::Figures;
+use yujing_model::score::OptF64;
 use yujing_model::{
     Alert, AlertState, EntityKind, Evidence, Period, SectorScope, Severity, alert::SeverityStep, alert_id,
 };
@@ -196,8 +197,8 @@ fn open(rule: &Rule, series: &EntitySeries, key: &str, point: &SeriesPoint, seve
             threshold: f64::NAN,
             direction: Cow::Borrowed(rule.direction.as_str()),
             periods: 0,
-            score: None,
-            trend_z: None,
+            score: OptF64::NONE,
+            trend_z: OptF64::NONE,
             indicators: Figures::default(),
             summary: String::new(),
         },
@@ -233,8 +234,8 @@ fn refresh(
         threshold,
         direction: Cow::Borrowed(rule.direction.as_str()),
         periods,
-        score: point.value(crate::metrics::SCORE),
-        trend_z: point.value(crate::metrics::TREND_Z),
+        score: point.value(crate::metrics::SCORE).into(),
+        trend_z: point.value(crate::metrics::TREND_Z).into(),
         indicators,
         summary: text::summary(rule, series, reading),
     };

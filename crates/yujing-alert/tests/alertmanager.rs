@@ -117,8 +117,8 @@ fn alert() -> Alert {
             threshold: 0.15,
             direction: "above".into(),
             periods: 2,
-            score: Some(78.4),
-            trend_z: None,
+            score: Some(78.4).into(),
+            trend_z: None.into(),
             indicators: Default::default(),
             summary: "渝中区 重庆某某小额贷款有限公司: npl_ratio 16.2% ≥ 15.0% (橙色) / \
                       CQ-MLC-0042 npl_ratio 16.2% crossed 15.0% (orange)"

@@ -1,7 +1,7 @@
 //! Alerts: mechanisms, states, transitions and deterministic ids (DESIGN §6).
 
 use crate::period::Period;
-use crate::score::Severity;
+use crate::score::{OptF64, Severity};
 use crate::sector::SectorScope;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
@@ -185,9 +185,9 @@ pub struct Evidence {
     /// How many consecutive periods the line has been crossed.
     pub periods: u32,
     /// The composite score in the latest period, where the entity has one.
-    pub score: Option<f64>,
+    pub score: OptF64,
     /// The trend z-score in the latest period, where there is one.
-    pub trend_z: Option<f64>,
+    pub trend_z: OptF64,
     /// Every indicator value of the latest period.
     pub indicators: Figures,
     /// One sentence in Chinese and English.

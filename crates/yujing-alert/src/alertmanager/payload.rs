@@ -146,7 +146,7 @@ fn description(alert: &Alert) -> String {
         respond_by,
         state_zh(alert.state),
     );
-    if let Some(score) = ev.score {
+    if let Some(score) = ev.score.get() {
         zh.push_str(&format!("综合风险评分 {}。", text::value("score", score)));
     }
     let mut en = format!(
@@ -164,7 +164,7 @@ fn description(alert: &Alert) -> String {
         respond_by,
         alert.state.as_str(),
     );
-    if let Some(score) = ev.score {
+    if let Some(score) = ev.score.get() {
         en.push_str(&format!(" Composite risk score {}.", text::value("score", score)));
     }
     if let Some(who) = &alert.assignee {

@@ -223,8 +223,8 @@ fn evidence_carries_the_point() {
     let p = pt("2025-03", &[("score", 81.5), ("trend_z", 2.1), ("npl_ratio", 0.2), ("leverage", 0.5)]);
     let alerts = derive(&pack, &institution(Sector::Microloan, vec![p]));
     let a = of_rule(&alerts, "microloan-npl")[0];
-    assert_eq!(a.evidence.score, Some(81.5));
-    assert_eq!(a.evidence.trend_z, Some(2.1));
+    assert_eq!(a.evidence.score.get(), Some(81.5));
+    assert_eq!(a.evidence.trend_z.get(), Some(2.1));
     let keys: Vec<&str> = a.evidence.indicators.keys().collect();
     assert_eq!(keys, ["leverage"]);
 }
