@@ -199,6 +199,7 @@ pub async fn run(
             continue;
         }
         let (before, started) = (engine.stats().clone(), std::time::Instant::now());
+        let batch_started = started;
         let dead_letters = if batch.is_empty() { Vec::new() } else { engine.ingest(&batch) };
         let transitions = if settle { pacer.settle(&mut engine)? } else { Vec::new() };
         let out = BatchOutput { dead_letters, transitions };
@@ -217,8 +218,10 @@ pub async fn run(
             .collect::<Result<Vec<_>, serde_json::Error>>()?;
         let checkpoints = checkpoints(&batch);
         let started = std::time::Instant::now();
+        let processed = started - batch_started;
         let committed = persist_with_dead_letters(&mut engine, &mut store, &out.transitions, checkpoints, letters);
-        api.metrics.record_store_commit(started.elapsed(), batch.len(), committed.is_ok());
+        let commit_took = started.elapsed();
+        api.metrics.record_store_commit(commit_took, batch.len(), committed.is_ok());
         committed?;
         if let Some(am) = &alertmanager {
             am.send(&out.transitions);
@@ -238,6 +241,9 @@ pub async fn run(
             dead_letters = out.dead_letters.len(),
             transitions = out.transitions.len(),
             settled = settle,
+            process_ms = processed.as_millis() as u64,
+            commit_ms = commit_took.as_millis() as u64,
+            after_ms = (started.elapsed() - commit_took).as_millis() as u64,
             "batch committed"
         );
         if stopping {
