@@ -77,6 +77,8 @@ pub struct Stats {
     pub accepted_by_sector: BTreeMap<Sector, u64>,
     /// Of the dead-lettered inputs, those the ledger refused (stale revisions).
     pub ledger_rejected: u64,
+    /// Institution-periods scored, each re-score counted again.
+    pub scored: u64,
 }
 
 impl Stats {
@@ -253,7 +255,7 @@ impl Engine {
     /// reports touched, re-aggregates, re-derives the affected alert histories and returns
     /// the alert transitions to publish.
     pub fn settle(&mut self) -> Result<Vec<Transition>, EngineError> {
-        let started = Instant::now();
+        let (started, scored_before) = (Instant::now(), self.stats.scored);
         let mut changed = std::mem::take(&mut self.pending_changed);
         let mut entities: BTreeSet<Arc<str>> = std::mem::take(&mut self.pending_entities).into_iter().collect();
         let due = self.due_period();
@@ -296,6 +298,7 @@ impl Engine {
         let transitions = self.rederive(&entities, districts);
         tracing::debug!(
             sector_periods = touched.len(),
+            scored = self.stats.scored - scored_before,
             institutions,
             district_series,
             transitions = transitions.len(),
@@ -504,6 +507,7 @@ impl Engine {
         }
         let baselines: BTreeMap<Period, Baseline> = periods.iter().map(|&(p, (b, _))| (*p, *b)).collect();
         let scored = yujing_score::score_sector_against(&self.score, sector, &baselines, &reports)?;
+        self.stats.scored += scored.scores.len() as u64;
         for (p, b) in scored.baselines {
             self.baselines.insert((sector, p), b);
         }
