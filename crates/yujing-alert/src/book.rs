@@ -135,7 +135,10 @@ impl Held {
     }
 }
 
-type EntityKey = (EntityKind, Arc<str>, SectorScope);
+/// The ids ever published for each entity: by kind and sector scope, then by entity id (so
+/// that a lookup by a borrowed id allocates nothing: the engine asks once per re-scored
+/// institution).
+type Entities = BTreeMap<(EntityKind, SectorScope), BTreeMap<Arc<str>, BTreeSet<String>>>;
 
 /// An alert's engine transitions in one reconcile, each with the alert after it.
 type Changes = Vec<(TransitionKind, Arc<Alert>)>;
@@ -147,7 +150,7 @@ pub struct AlertBook {
     /// `(opening period, id)` of every entry, for ordered listing.
     order: BTreeSet<(Period, String)>,
     /// The ids ever published for each entity.
-    entities: BTreeMap<EntityKey, BTreeSet<String>>,
+    entities: Entities,
     /// People's actions per alert id, each list in the order taken.
     actions: BTreeMap<String, Vec<Action>>,
     /// Ids whose published view [`AlertBook::reconcile`] changed since the last
@@ -229,7 +232,6 @@ impl AlertBook {
         after: Option<Period>,
         derived: Vec<Alert>,
     ) -> Vec<Transition> {
-        let key: EntityKey = (kind, Arc::from(entity_id), sector);
         let mut fresh: BTreeMap<String, Alert> = BTreeMap::new();
         for mut alert in derived {
             if alert.entity_kind != kind || &*alert.entity_id != entity_id || alert.sector != sector {
@@ -247,7 +249,7 @@ impl AlertBook {
             fresh.insert(alert.id.clone(), alert);
         }
         let mut staged: Vec<(Period, String, Changes)> = Vec::new();
-        let published = self.entities.get(&key).cloned().unwrap_or_default();
+        let published = self.ids_of(kind, entity_id, sector).cloned().unwrap_or_default();
         for id in published.iter().filter(|id| !fresh.contains_key(*id)) {
             let Some(Entry::Held(entry)) = self.entries.get_mut(id) else {
                 continue;
@@ -341,8 +343,7 @@ impl AlertBook {
     /// `period`, its last period. A change of that point's values shows in the alert even
     /// when every rule's outcome stays the same (see [`crate::same_outcomes`]).
     pub fn has_evidence_at(&self, kind: EntityKind, entity_id: &str, sector: SectorScope, period: Period) -> bool {
-        let key: EntityKey = (kind, Arc::from(entity_id), sector);
-        self.entities.get(&key).is_some_and(|ids| {
+        self.ids_of(kind, entity_id, sector).is_some_and(|ids| {
             ids.iter()
                 .filter_map(|id| match self.entries.get(id) {
                     Some(Entry::Held(h)) => Some(&h.derived),
@@ -422,6 +423,11 @@ impl AlertBook {
         }
     }
 
+    /// The ids ever published for one entity.
+    fn ids_of(&self, kind: EntityKind, entity_id: &str, sector: SectorScope) -> Option<&BTreeSet<String>> {
+        self.entities.get(&(kind, sector))?.get(entity_id)
+    }
+
     /// The recorded actions on one alert, in the order taken.
     pub fn actions_for(&self, id: &str) -> &[Action] {
         self.actions.get(id).map_or(&[], Vec::as_slice)
@@ -430,7 +436,8 @@ impl AlertBook {
     fn put(&mut self, held: Held) {
         let a = held.view();
         self.order.insert((a.period, a.id.clone()));
-        self.entities.entry((a.entity_kind, a.entity_id.clone(), a.sector)).or_default().insert(a.id.clone());
+        let of_kind = self.entities.entry((a.entity_kind, a.sector)).or_default();
+        of_kind.entry(a.entity_id.clone()).or_default().insert(a.id.clone());
         self.entries.insert(a.id.clone(), Entry::Held(held));
     }
 }
