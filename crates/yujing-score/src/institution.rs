@@ -6,7 +6,7 @@ use crate::trend::TrendBaseline;
 use crate::{Error, Result};
 use polars::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
-use yujing_model::{Indicator, IndicatorScore, InstitutionScore, Metric, Period, Report, Sector};
+use yujing_model::{Grade, Indicator, IndicatorScore, InstitutionScore, Metric, Period, Report, Sector};
 
 /// The polars expression that derives an indicator from the sector's metric columns.
 /// Ratios over zero are `inf` (or null for 0/0): `inf` scores at the risky end or the safe
@@ -90,6 +90,32 @@ fn base_scores(config: &ScoreConfig, sector: Sector, reports: &[&Report]) -> Res
         }
     }
     Ok(rows)
+}
+
+/// The trend points, composite and grade of a base score and its change against a
+/// baseline (none: no points).
+fn adjust(config: &ScoreConfig, base: f64, delta: Option<f64>, baseline: Option<&TrendBaseline>) -> (f64, f64, Grade) {
+    let points = baseline.map_or(0.0, |b| crate::trend::points(b, &config.trend, delta).1);
+    let score = (base + points).clamp(0.0, 100.0);
+    (points, score, config.grades.grade(score))
+}
+
+/// A score against another baseline of its sector-period: the same indicators, base score
+/// and change, with the trend points, composite and grade taken again, exactly as
+/// [`score_sector_against`] would give them. `None` when none of the three changes.
+///
+/// When a late report moves a sector-period's baseline, this brings every other score there
+/// up to date without scoring its report again.
+pub fn rebaseline(
+    config: &ScoreConfig,
+    score: &InstitutionScore,
+    baseline: Option<&TrendBaseline>,
+) -> Option<InstitutionScore> {
+    let (points, composite, grade) = adjust(config, score.base_score, score.trend_delta.get(), baseline);
+    if (points, composite, grade) == (score.trend_points, score.score, score.grade) {
+        return None;
+    }
+    Some(InstitutionScore { trend_points: points, score: composite, grade, ..score.clone() })
 }
 
 /// What one period's changes of base score are scored against.
@@ -186,8 +212,7 @@ pub fn score_sector_against(
         scored.trend.insert(period, baseline);
         for (k, i) in run.clone().enumerate() {
             let r = reports[i];
-            let points = baseline.map_or(0.0, |b| crate::trend::points(&b, &config.trend, deltas[k]).1);
-            let score = (rows[i].base + points).clamp(0.0, 100.0);
+            let (points, score, grade) = adjust(config, rows[i].base, deltas[k], baseline.as_ref());
             scored.scores.push(InstitutionScore {
                 institution_id: r.institution_id.clone(),
                 period,
@@ -199,10 +224,69 @@ pub fn score_sector_against(
                 trend_delta: deltas[k].into(),
                 trend_points: points,
                 score,
-                grade: config.grades.grade(score),
+                grade,
                 exposure: r.metrics.value(sector.exposure_metric()),
             });
         }
     }
     Ok(scored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yujing_model::{DecodeLimits, decode};
+
+    /// Microloan reports of `n` companies for 2025-08 and 2025-09, NPLs growing at different
+    /// paces so that the changes spread.
+    fn reports(n: usize) -> Vec<Report> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            for (p, npl) in [("2025-08", 5 + i % 4), ("2025-09", 5 + (i * 7) % 23)] {
+                let line = format!(
+                    r#"{{"schema_version":1,"report_id":"m{i}/{p}/r1","institution_id":"CQ-MLC-{i:04}","institution_name":"某{i}小额贷款有限公司","sector":"microloan","district_code":"500103","period":"{p}","revision":1,"submitted_at":"2025-10-12T09:30:00+08:00","metrics":{{"loan_balance":100,"npl_balance":{npl},"net_assets":100,"largest_borrower_balance":10,"borrowings":100}}}}"#
+                );
+                out.push(decode(line.as_bytes(), &DecodeLimits::default()).unwrap());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn rebaseline_gives_what_scoring_against_that_baseline_gives() {
+        let config = ScoreConfig::default();
+        let reports = reports(40);
+        let refs: Vec<&Report> = reports.iter().collect();
+        let p: Period = "2025-09".parse().unwrap();
+        let own =
+            score_sector_against(&config, Sector::Microloan, &BTreeMap::from([(p, Baseline::Own)]), &refs).unwrap();
+        let b = own.baselines[&p].expect("enough peers for a baseline");
+        // Against its own baseline nothing changes.
+        assert!(own.scores.iter().all(|s| rebaseline(&config, s, Some(&b)).is_none()));
+        // Against a calmer sector, the sharpest deteriorations earn points.
+        let calm = TrendBaseline { mean: b.mean - 1.0, sd: b.sd / 4.0, peers: b.peers };
+        let fixed = score_sector_against(
+            &config,
+            Sector::Microloan,
+            &BTreeMap::from([(p, Baseline::Fixed(Some(calm)))]),
+            &refs,
+        )
+        .unwrap();
+        let mut moved = 0;
+        for (s, f) in own.scores.iter().zip(&fixed.scores) {
+            match rebaseline(&config, s, Some(&calm)) {
+                Some(r) => {
+                    assert_eq!(&r, f);
+                    moved += 1;
+                }
+                None => assert_eq!(s, f),
+            }
+        }
+        assert!(moved > 0, "the calmer baseline moves some scores");
+        // And without a baseline, no points at all.
+        for s in &own.scores {
+            let none = rebaseline(&config, s, None).unwrap_or_else(|| s.clone());
+            assert_eq!(none.trend_points, 0.0);
+        }
+    }
 }

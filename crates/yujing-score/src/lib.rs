@@ -32,7 +32,7 @@ pub mod trend;
 
 pub use aggregate::{aggregate, entity_name};
 pub use config::{Cutoff, DEFAULT_TOML, GradeCutoffs, ScoreConfig, TrendConfig};
-pub use institution::{Baseline, Scored, score_sector, score_sector_against};
+pub use institution::{Baseline, Scored, rebaseline, score_sector, score_sector_against};
 pub use trend::TrendBaseline;
 
 /// Errors of scoring.
