@@ -74,8 +74,10 @@ pub struct Stats {
     pub accepted_by_sector: BTreeMap<Sector, u64>,
     /// Of the dead-lettered inputs, those the ledger refused (stale revisions).
     pub ledger_rejected: u64,
-    /// Institution-periods scored, each re-score counted again.
+    /// Institution-periods scored through polars, each re-score counted again.
     pub scored: u64,
+    /// Held scores taken again against a sector-period's moved baseline, without scoring.
+    pub rebaselined: u64,
 }
 
 impl Stats {
@@ -249,7 +251,7 @@ impl Engine {
     /// reports touched, re-aggregates, re-derives the affected alert histories and returns
     /// the alert transitions to publish.
     pub fn settle(&mut self) -> Result<Vec<Transition>, EngineError> {
-        let (started, scored_before) = (Instant::now(), self.stats.scored);
+        let (started, scored_before, rebaselined_before) = (Instant::now(), self.stats.scored, self.stats.rebaselined);
         let mut changed = std::mem::take(&mut self.pending_changed);
         let mut entities: BTreeSet<Arc<str>> = std::mem::take(&mut self.pending_entities).into_iter().collect();
         let due = self.due_period();
@@ -293,6 +295,7 @@ impl Engine {
         tracing::debug!(
             sector_periods = touched.len(),
             scored = self.stats.scored - scored_before,
+            rebaselined = self.stats.rebaselined - rebaselined_before,
             institutions,
             district_series,
             transitions = transitions.len(),

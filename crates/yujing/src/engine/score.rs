@@ -1,12 +1,18 @@
 //! Scoring in a settle: which sector-periods and institutions to score, against which
 //! baseline, and what a new score sets in motion.
+//!
+//! Only the institutions whose reports changed go through polars. A late report or a
+//! correction for a due period moves that period's baseline (its own cross-section), and with
+//! it the trend of every other institution there and the reference of the periods after it;
+//! those scores are brought up to date from what they hold ([`yujing_score::rebaseline`]),
+//! not scored again. The result is the same as scoring every sector-period in full.
 
 use super::{Engine, EngineError, Ids, Pending, note_change, score_value};
 use foldhash::HashSetExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use yujing_alert::same_outcomes;
-use yujing_model::{EntityKind, Period, Report, Sector, SectorScope};
+use yujing_model::{EntityKind, InstitutionScore, Period, Report, Sector, SectorScope};
 use yujing_score::{Baseline, TrendBaseline};
 
 /// Periods of one sector to score, each against its baseline and for the given
@@ -20,11 +26,11 @@ impl Engine {
     /// Re-scores the changed sector-periods and the period after each; returns the
     /// sector-periods scored and adds every institution whose score changed to `entities`.
     ///
-    /// A due period is scored against its own cross-section, in full. A period not yet due
-    /// is scored against the sector's reference: the baseline of its latest due period (its
-    /// own cross-section only while the sector has none). Its scores then depend on each
-    /// institution's own reports only, so a batch re-scores just the institutions it
-    /// brought, not the whole sector-period; a reference that moved re-scores them all.
+    /// A due period is scored against its own cross-section. A period not yet due is scored
+    /// against the sector's reference: the baseline of its latest due period (its own
+    /// cross-section only while the sector has none). Either way a batch scores just the
+    /// institutions it brought; when their changes move a baseline, the other scores of the
+    /// sector-period are taken again against it from what they hold.
     pub(super) fn rescore(
         &mut self,
         mut changed: Pending,
@@ -46,7 +52,7 @@ impl Engine {
                 .map(|((_, p), i)| (*p, i.clone()))
                 .collect();
             let due: PeriodWork =
-                mine.iter().filter(|(p, _)| is_due(**p)).map(|(p, _)| (*p, (Baseline::Own, None))).collect();
+                mine.iter().filter(|(p, _)| is_due(**p)).map(|(p, i)| (*p, (Baseline::Own, i.clone()))).collect();
             self.score_periods(sector, &due, entities)?;
             // The reference for the periods not yet due.
             let reference = self
@@ -57,9 +63,11 @@ impl Engine {
                 .max()
                 .and_then(|q| Some((q, *self.baselines.get(&(sector, q))?)));
             if self.references.get(&sector) != reference.as_ref() {
+                // Every period not yet due moves with it: the institutions that changed are
+                // scored, the rest taken again against the new reference.
                 for (s, p) in self.ledger.sector_periods() {
                     if s == sector && !is_due(p) {
-                        mine.insert(p, None);
+                        mine.entry(p).or_insert_with(|| Some(Ids::new()));
                     }
                 }
                 match reference {
@@ -68,11 +76,8 @@ impl Engine {
                 };
             }
             let baseline = reference.map_or(Baseline::Own, |(_, b)| Baseline::Fixed(b));
-            let provisional: PeriodWork = mine
-                .iter()
-                .filter(|(p, _)| !is_due(**p))
-                .map(|(p, insts)| (*p, (baseline, if baseline == Baseline::Own { None } else { insts.clone() })))
-                .collect();
+            let provisional: PeriodWork =
+                mine.iter().filter(|(p, _)| !is_due(**p)).map(|(p, i)| (*p, (baseline, i.clone()))).collect();
             self.score_periods(sector, &provisional, entities)?;
             touched.extend(mine.keys().map(|p| (sector, *p)));
         }
@@ -98,6 +103,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether every report of a sector-period but those of `except` has a score held: what
+    /// scoring just those institutions needs (always so, unless a settle failed).
+    fn scored_but(&self, sector: Sector, period: Period, except: &Ids) -> bool {
+        self.ledger.sector_period(sector, period).all(|r| {
+            except.contains(&r.institution_id)
+                || self.inst_scores.get(&*r.institution_id).is_some_and(|m| m.get(&period).is_some())
+        })
+    }
+
     /// [`Engine::score_periods`] for some of the periods.
     fn score_chunk(
         &mut self,
@@ -106,11 +120,23 @@ impl Engine {
         entities: &mut BTreeSet<Arc<str>>,
     ) -> Result<(), EngineError> {
         let step = sector.cadence_months();
+        // Each period in part (its changed institutions) or in full. In part, the other
+        // scores are taken again when the baseline moves: they must all be held.
+        let work: Vec<(Period, Baseline, Option<&Ids>)> = periods
+            .iter()
+            .map(|&(p, (b, insts))| {
+                let kept = match b {
+                    Baseline::Fixed(b) => self.trend.get(&(sector, *p)).is_some_and(|t| *t == *b),
+                    Baseline::Own => false,
+                };
+                (*p, *b, insts.as_ref().filter(|i| kept || self.scored_but(sector, *p, i)))
+            })
+            .collect();
         // The rows each period needs, its own and those of the period before (for the
         // trend), taken once per period and in (period, institution) order.
         let mut needed: BTreeMap<Period, Option<BTreeSet<&Arc<str>>>> = BTreeMap::new();
-        for &(p, (_, insts)) in periods {
-            for q in [*p, p.add_months(-step)] {
+        for &(p, _, insts) in &work {
+            for q in [p, p.add_months(-step)] {
                 match (needed.entry(q).or_insert_with(|| Some(BTreeSet::new())), insts) {
                     (Some(mine), Some(insts)) => mine.extend(insts),
                     (slot, _) => *slot = None,
@@ -126,50 +152,141 @@ impl Engine {
                 }
             }
         }
-        let baselines: BTreeMap<Period, Baseline> = periods.iter().map(|&(p, (b, _))| (*p, *b)).collect();
-        let scored = yujing_score::score_sector_against(&self.score, sector, &baselines, &reports)?;
+        // A period in part against its own cross-section is scored against no baseline
+        // first: its baseline needs every change, the held ones too (below).
+        let polars: BTreeMap<Period, Baseline> = work
+            .iter()
+            .map(|&(p, b, insts)| match (b, insts) {
+                (Baseline::Own, Some(_)) => (p, Baseline::Fixed(None)),
+                _ => (p, b),
+            })
+            .collect();
+        let scored = yujing_score::score_sector_against(&self.score, sector, &polars, &reports)?;
         self.stats.scored += scored.scores.len() as u64;
-        for (p, b) in scored.baselines {
-            self.baselines.insert((sector, p), b);
+        let mut fresh: BTreeMap<Period, Vec<InstitutionScore>> = BTreeMap::new();
+        for s in scored.scores {
+            fresh.entry(s.period).or_default().push(s);
         }
-        // The periods whose baseline moved, with the one before: every score there with a
-        // change has a new z-score, though the score itself (held without it) may not change.
+        // Each period's baseline now, and the periods whose baseline moved with the one
+        // before: every score there with a change has a new z-score, though the score
+        // itself (held without it) may not change.
         let mut moved: BTreeMap<Period, Option<TrendBaseline>> = BTreeMap::new();
-        for (p, b) in scored.trend {
-            let before = self.trend.insert((sector, p), b).flatten();
-            if before != b {
+        for &(p, b, insts) in &work {
+            let scores = fresh.entry(p).or_default();
+            // A period in part may have had all its rows in the frame, as the period before
+            // one scored in full; only its changed institutions had theirs before them.
+            if let Some(insts) = insts {
+                scores.retain(|s| insts.contains(&s.institution_id));
+            }
+            let now = match (b, insts) {
+                (Baseline::Own, None) => scored.baselines.get(&p).copied().flatten(),
+                (Baseline::Own, Some(_)) => {
+                    let own = self.own_baseline(sector, p, scores);
+                    for s in scores.iter_mut() {
+                        if let Some(r) = yujing_score::rebaseline(&self.score, s, own.as_ref()) {
+                            *s = r;
+                        }
+                    }
+                    own
+                }
+                (Baseline::Fixed(b), _) => b,
+            };
+            if b == Baseline::Own {
+                self.baselines.insert((sector, p), now);
+            }
+            let before = self.trend.insert((sector, p), now).flatten();
+            if before != now {
                 moved.insert(p, before);
             }
         }
-        for s in scored.scores {
-            // The ledger's shared id: its reports carry it, and so the scores made from them.
-            let id = Arc::clone(&s.institution_id);
-            let slot = self.inst_scores.entry(id.clone()).or_default();
-            let old = slot.get(&s.period);
-            let same = old.is_some_and(|a| **a == s);
-            let z_moved = s.trend_delta.get().is_some() && moved.contains_key(&s.period);
-            if same && !z_moved {
-                continue;
+        for &(p, _, insts) in &work {
+            let scores = fresh.remove(&p).unwrap_or_default();
+            // The other institutions of a period in part, when its baseline moved.
+            let mut others: Vec<(Arc<str>, Option<InstitutionScore>)> = Vec::new();
+            if let (Some(_), true) = (insts, moved.contains_key(&p)) {
+                let now = self.trend.get(&(sector, p)).copied().flatten();
+                let mut new = scores.iter().map(|s| &*s.institution_id).peekable();
+                for r in self.ledger.sector_period(sector, p) {
+                    if new.next_if(|id| *id == &*r.institution_id).is_some() {
+                        continue;
+                    }
+                    let Some(held) = self.inst_scores.get(&*r.institution_id).and_then(|m| m.get(&p)) else {
+                        continue;
+                    };
+                    let again = yujing_score::rebaseline(&self.score, held, now.as_ref());
+                    if again.is_some() || held.trend_delta.get().is_some() {
+                        others.push((r.institution_id.clone(), again));
+                    }
+                }
+                self.stats.rebaselined += others.len() as u64;
             }
-            // Re-scoring a whole sector-period because one report moved its baseline
-            // mostly shifts trend z-scores a little: a change that moves no rule's outcome
-            // and no alert's evidence leaves the alert history as it is.
-            let now = self.trend.get(&(sector, s.period)).copied().flatten();
-            let before = moved.get(&s.period).copied().unwrap_or(now);
-            let (kind, scope) = (EntityKind::Institution, SectorScope::One(sector));
-            let history_unchanged = old.is_some_and(|o| {
-                let (z_old, z_new) = (o.trend_z(before.as_ref()), s.trend_z(now.as_ref()));
-                same_outcomes(&self.rules, kind, scope, |m| score_value(o, z_old, m), |m| score_value(&s, z_new, m))
-            }) && !self.book.has_evidence_at(kind, &id, scope, s.period);
-            if !history_unchanged {
-                note_change(&mut self.pending_from, &id, s.period);
-                entities.insert(id);
+            for s in scores {
+                self.keep(sector, Arc::clone(&s.institution_id), p, Some(s), &moved, entities);
             }
-            if !same {
-                slot.insert(s.period, Arc::new(s));
+            for (id, again) in others {
+                self.keep(sector, id, p, again, &moved, entities);
             }
         }
         Ok(())
+    }
+
+    /// The baseline of a sector-period against its own cross-section, from the changes of
+    /// `fresh` (its institutions just scored, by id) and those the other scores there hold,
+    /// taken in institution order as scoring the period in full takes them.
+    fn own_baseline(&self, sector: Sector, period: Period, fresh: &[InstitutionScore]) -> Option<TrendBaseline> {
+        let mut fresh_it = fresh.iter().peekable();
+        let deltas: Vec<Option<f64>> = self
+            .ledger
+            .sector_period(sector, period)
+            .map(|r| match fresh_it.next_if(|s| s.institution_id == r.institution_id) {
+                Some(s) => s.trend_delta.get(),
+                None => self
+                    .inst_scores
+                    .get(&*r.institution_id)
+                    .and_then(|m| m.get(&period))
+                    .and_then(|s| s.trend_delta.get()),
+            })
+            .collect();
+        yujing_score::trend::baseline_of(&self.score.trend, &deltas)
+    }
+
+    /// Takes an institution's new score for a sector-period (`None`: the held one, whose
+    /// baseline moved): holds it if it changed, and notes the institution for re-derivation
+    /// unless its rule outcomes and alert evidence stay as they were.
+    fn keep(
+        &mut self,
+        sector: Sector,
+        id: Arc<str>,
+        period: Period,
+        new: Option<InstitutionScore>,
+        moved: &BTreeMap<Period, Option<TrendBaseline>>,
+        entities: &mut BTreeSet<Arc<str>>,
+    ) {
+        let slot = self.inst_scores.entry(id.clone()).or_default();
+        let old = slot.get(&period);
+        let Some(s) = new.as_ref().or(old.map(|o| &**o)) else { return };
+        let same = new.as_ref().is_none_or(|n| old.is_some_and(|o| **o == *n));
+        let z_moved = s.trend_delta.get().is_some() && moved.contains_key(&period);
+        if same && !z_moved {
+            return;
+        }
+        // Re-scoring a whole sector-period because one report moved its baseline
+        // mostly shifts trend z-scores a little: a change that moves no rule's outcome
+        // and no alert's evidence leaves the alert history as it is.
+        let now = self.trend.get(&(sector, period)).copied().flatten();
+        let before = moved.get(&period).copied().unwrap_or(now);
+        let (kind, scope) = (EntityKind::Institution, SectorScope::One(sector));
+        let history_unchanged = old.is_some_and(|o| {
+            let (z_old, z_new) = (o.trend_z(before.as_ref()), s.trend_z(now.as_ref()));
+            same_outcomes(&self.rules, kind, scope, |m| score_value(o, z_old, m), |m| score_value(s, z_new, m))
+        }) && !self.book.has_evidence_at(kind, &id, scope, period);
+        if !history_unchanged {
+            note_change(&mut self.pending_from, &id, period);
+            entities.insert(id);
+        }
+        if let (false, Some(new)) = (same, new) {
+            slot.insert(period, Arc::new(new));
+        }
     }
 }
 
