@@ -146,7 +146,9 @@ type Changes = Vec<(TransitionKind, Arc<Alert>)>;
 /// The published alerts and people's actions on them.
 #[derive(Debug, Clone, Default)]
 pub struct AlertBook {
-    entries: BTreeMap<String, Entry>,
+    /// Every alert id, hashed: alert ids share long prefixes, which makes a search tree's
+    /// comparisons slow, and the book is asked about each re-scored institution.
+    entries: foldhash::HashMap<String, Entry>,
     /// `(opening period, id)` of every entry, for ordered listing.
     order: BTreeSet<(Period, String)>,
     /// The ids ever published for each entity.
@@ -351,6 +353,51 @@ impl AlertBook {
                 })
                 .any(|d| d.state != AlertState::Superseded && d.last_period == period)
         })
+    }
+
+    /// Sets the composite score and trend z-score in the evidence of the entity's alerts
+    /// (not superseded) that took them from the point of `period`: what deriving the
+    /// history again gives when only those two figures of that point moved and no rule's
+    /// outcome changed (a late report moved the sector-period's trend baseline). Notes the
+    /// alerts changed, for the store.
+    ///
+    /// Returns false, changing nothing, when one of those alerts watches a figure that
+    /// moved ([`crate::metrics::SCORE`] or [`crate::metrics::TREND_Z`]): its value and
+    /// summary move too, and only deriving its history again gives them.
+    pub fn restate_trend(
+        &mut self,
+        kind: EntityKind,
+        entity_id: &str,
+        sector: SectorScope,
+        period: Period,
+        (score, trend_z): (Option<f64>, Option<f64>),
+    ) -> bool {
+        let Some(ids) = self.ids_of(kind, entity_id, sector) else { return true };
+        let mut at: Vec<String> = Vec::new();
+        for id in ids {
+            let Some(Entry::Held(h)) = self.entries.get(id) else { continue };
+            let e = &h.derived.evidence;
+            if h.derived.state == AlertState::Superseded || h.derived.last_period != period {
+                continue;
+            }
+            let (score_moved, z_moved) = (e.score.get() != score, e.trend_z.get() != trend_z);
+            let watched = |metric: &str| *e.metric == *metric;
+            if (score_moved && watched(crate::metrics::SCORE)) || (z_moved && watched(crate::metrics::TREND_Z)) {
+                return false;
+            }
+            if score_moved || z_moved {
+                at.push(id.clone());
+            }
+        }
+        for id in at {
+            let Some(Entry::Held(h)) = self.entries.get_mut(&id) else { continue };
+            for alert in std::iter::once(&mut h.derived).chain(h.overlaid.as_mut()) {
+                let e = &mut Arc::make_mut(alert).evidence;
+                (e.score, e.trend_z) = (score.into(), trend_z.into());
+            }
+            self.changed.insert(id);
+        }
+        true
     }
 
     /// An alert by id, as published, superseded ones included until

@@ -1,6 +1,6 @@
 use super::*;
 use crate::testutil::*;
-use crate::{RulePack, derive};
+use crate::{EntitySeries, RulePack, derive};
 use yujing_model::Sector;
 
 const ML: SectorScope = SectorScope::One(Sector::Microloan);
@@ -303,4 +303,55 @@ fn take_changed_lists_only_alerts_whose_published_view_changed() {
     let t = rec(&mut book, npl(&[Some(0.12), Some(0.13)]));
     assert_eq!(t, [(T::Opened, id.clone(), Open), (T::Superseded, new_id, Superseded)]);
     assert_eq!(book.get(&id).unwrap().state, Open);
+}
+
+/// Microloan points from 2025-01 with an NPL ratio, a composite and a trend z-score each.
+fn scored(points: &[(f64, f64, f64)]) -> EntitySeries {
+    let start = period("2025-01");
+    let points = points
+        .iter()
+        .enumerate()
+        .map(|(i, (npl, score, z))| {
+            pt(&start.add_months(i as i32).to_string(), &[("npl_ratio", *npl), ("score", *score), ("trend_z", *z)])
+        })
+        .collect();
+    institution(Sector::Microloan, points)
+}
+
+#[test]
+fn restating_the_trend_figures_gives_what_deriving_again_gives() {
+    let pack = RulePack::default_pack();
+    let before = scored(&[(0.12, 40.0, 0.5), (0.13, 42.0, 0.8)]);
+    let after = scored(&[(0.12, 40.0, 0.5), (0.13, 43.5, 1.1)]);
+    let (mut restated, mut derived_again) = (AlertBook::new(), AlertBook::new());
+    for book in [&mut restated, &mut derived_again] {
+        book.reconcile(EntityKind::Institution, "CQ-MLC-0042", ML, derive(&pack, &before));
+        book.take_changed();
+    }
+    derived_again.reconcile(EntityKind::Institution, "CQ-MLC-0042", ML, derive(&pack, &after));
+    let last = period("2025-02");
+    assert!(restated.restate_trend(EntityKind::Institution, "CQ-MLC-0042", ML, last, (Some(43.5), Some(1.1))));
+    let views = |b: &AlertBook| b.current().cloned().collect::<Vec<Alert>>();
+    assert_eq!(views(&restated), views(&derived_again));
+    assert_eq!(restated.current().next().unwrap().evidence.trend_z.get(), Some(1.1));
+    assert_eq!(restated.take_changed().len(), 1, "the store is given the restated alert");
+    // Nothing shows the figures of another period.
+    assert!(restated.restate_trend(EntityKind::Institution, "CQ-MLC-0042", ML, period("2025-01"), (None, None)));
+    assert!(restated.take_changed().is_empty());
+}
+
+#[test]
+fn an_alert_watching_the_composite_is_not_restated() {
+    let pack = RulePack::default_pack();
+    // Orange or worse for three periods: the exit mechanism's alert watches the composite.
+    let series = scored(&[(0.05, 80.0, 0.0), (0.05, 81.0, 0.1), (0.05, 82.0, 0.2)]);
+    let mut book = AlertBook::new();
+    book.reconcile(EntityKind::Institution, "CQ-MLC-0042", ML, derive(&pack, &series));
+    assert!(book.current().any(|a| &*a.evidence.metric == "score"));
+    let before = book.current().cloned().collect::<Vec<Alert>>();
+    let last = period("2025-03");
+    assert!(!book.restate_trend(EntityKind::Institution, "CQ-MLC-0042", ML, last, (Some(83.0), Some(0.2))));
+    assert_eq!(book.current().cloned().collect::<Vec<Alert>>(), before, "nothing changed");
+    // Only the z-score moved: the composite's alert shows the same figures but the z-score.
+    assert!(book.restate_trend(EntityKind::Institution, "CQ-MLC-0042", ML, last, (Some(82.0), Some(0.3))));
 }

@@ -11,7 +11,7 @@ use super::{Engine, EngineError, Ids, Pending, note_change, score_value};
 use foldhash::HashSetExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use yujing_alert::same_outcomes;
+use yujing_alert::{metrics as rule_metrics, same_outcomes};
 use yujing_model::{EntityKind, InstitutionScore, Period, Report, Sector, SectorScope};
 use yujing_score::{Baseline, TrendBaseline};
 
@@ -276,10 +276,27 @@ impl Engine {
         let now = self.trend.get(&(sector, period)).copied().flatten();
         let before = moved.get(&period).copied().unwrap_or(now);
         let (kind, scope) = (EntityKind::Institution, SectorScope::One(sector));
+        let z_new = s.trend_z(now.as_ref());
         let history_unchanged = old.is_some_and(|o| {
-            let (z_old, z_new) = (o.trend_z(before.as_ref()), s.trend_z(now.as_ref()));
-            same_outcomes(&self.rules, kind, scope, |m| score_value(o, z_old, m), |m| score_value(s, z_new, m))
-        }) && !self.book.has_evidence_at(kind, &id, scope, period);
+            let z_old = o.trend_z(before.as_ref());
+            if same || only_trend_moved(o, s) {
+                // Only the composite and the z-score can differ: only the rules watching
+                // them can change, and the alerts that show them are restated in place, as
+                // the series point holds them (finite or none).
+                let shown = |m| score_value(s, z_new, m);
+                same_outcomes(&self.rules, kind, scope, |m| trend_value(o, z_old, m), |m| trend_value(s, z_new, m))
+                    && self.book.restate_trend(
+                        kind,
+                        &id,
+                        scope,
+                        period,
+                        (shown(rule_metrics::SCORE), shown(rule_metrics::TREND_Z)),
+                    )
+            } else {
+                same_outcomes(&self.rules, kind, scope, |m| score_value(o, z_old, m), |m| score_value(s, z_new, m))
+                    && !self.book.has_evidence_at(kind, &id, scope, period)
+            }
+        });
         if !history_unchanged {
             note_change(&mut self.pending_from, &id, period);
             entities.insert(id);
@@ -295,5 +312,20 @@ fn merge_change(changed: &mut Pending, key: (Sector, Period), insts: Option<Ids>
     match (changed.entry(key).or_insert_with(|| Some(Ids::new())), insts) {
         (Some(mine), Some(insts)) => mine.extend(insts),
         (slot, _) => *slot = None,
+    }
+}
+
+/// Whether two scores of one institution-period differ at most in what the trend baseline
+/// sets: the trend points, the composite and the grade (and the z-score, held apart).
+fn only_trend_moved(a: &InstitutionScore, b: &InstitutionScore) -> bool {
+    a.base_score == b.base_score && a.trend_delta == b.trend_delta && a.indicators == b.indicators
+}
+
+/// The value of a rule metric that the trend baseline sets (the composite and the z-score),
+/// as [`score_value`] gives it; none for any other metric.
+fn trend_value(s: &InstitutionScore, trend_z: Option<f64>, metric: &str) -> Option<f64> {
+    match metric {
+        rule_metrics::SCORE | rule_metrics::TREND_Z => score_value(s, trend_z, metric),
+        _ => None,
     }
 }
