@@ -330,9 +330,21 @@ impl Publisher {
                     Ok((a.seq, record))
                 })
                 .collect::<Result<Vec<_>>>()?;
+            let started = Instant::now();
             let sent = self.send(sink, &self.alerts_topic.clone(), &records).await;
+            let sent_in = started.elapsed();
             store.mark_audit(&sent.delivered, Delivery::Published)?;
             store.mark_audit(&sent.undeliverable, Delivery::Undeliverable)?;
+            // How long the oldest of them waited in the outbox, from its commit.
+            let waited = pending.first().map(|a| chrono::Utc::now().signed_duration_since(a.recorded_at));
+            tracing::debug!(
+                records = records.len(),
+                delivered = sent.delivered.len(),
+                waited_ms = waited.map_or(0, |w| w.num_milliseconds()),
+                send_ms = sent_in.as_millis() as u64,
+                mark_ms = (started.elapsed() - sent_in).as_millis() as u64,
+                "transitions published"
+            );
             if sent.failed || pending.len() < CHUNK {
                 return Ok(sent.failed);
             }
