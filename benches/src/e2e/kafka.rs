@@ -138,14 +138,29 @@ pub fn set_fetch_wait(ms: u32) {
     let _ = FETCH_WAIT_MS.set(ms);
 }
 
+/// Where a new consumer group starts reading a topic.
+#[derive(Debug, Clone, Copy)]
+pub enum Start {
+    /// At the first message: every message of the topic is read.
+    Earliest,
+    /// At the end when the group joins: only messages produced after are read.
+    Latest,
+}
+
 /// A consumer in its own group, reading from the earliest offset, with the same prefetch
 /// bound and fetch wait as `yujing run`.
-pub fn consumer(brokers: &str, group: &str, topic: &str) -> Result<BaseConsumer> {
+pub fn consumer(brokers: &str, group: &str, topic: &str, start: Start) -> Result<BaseConsumer> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("fetch.wait.max.ms", FETCH_WAIT_MS.get().copied().unwrap_or(500).to_string())
         .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
+        .set(
+            "auto.offset.reset",
+            match start {
+                Start::Earliest => "earliest",
+                Start::Latest => "latest",
+            },
+        )
         .set("enable.auto.commit", "false")
         .set("queued.max.messages.kbytes", "16384")
         .create()
@@ -177,7 +192,7 @@ pub struct Drained {
 /// Reads `n` messages of a topic with a consumer that does nothing else.
 pub fn drain(brokers: &str, group: &str, topic: &str, n: i64, within: Duration) -> Result<Drained> {
     let t0 = Instant::now();
-    let c = consumer(brokers, group, topic)?;
+    let c = consumer(brokers, group, topic, Start::Earliest)?;
     let (mut first, mut last, mut count) = (None, t0, 0i64);
     while count < n {
         if t0.elapsed() > within {
@@ -210,7 +225,7 @@ pub fn spawn_seq_consumer(
     stop: Arc<AtomicBool>,
     count: Arc<AtomicU64>,
 ) -> Result<std::thread::JoinHandle<Received<u64>>> {
-    let c = consumer(brokers, group, topic)?;
+    let c = consumer(brokers, group, topic, Start::Earliest)?;
     Ok(std::thread::spawn(move || {
         let mut got = HashMap::new();
         while !stop.load(Ordering::Relaxed) {
@@ -239,7 +254,9 @@ pub fn spawn_alert_consumer(
     stop: Arc<AtomicBool>,
     count: Arc<AtomicU64>,
 ) -> Result<std::thread::JoinHandle<Received<String>>> {
-    let c = consumer(brokers, group, topic)?;
+    // From the end: the topic holds every alert of the earlier phases, and reading through
+    // them first would be measured as latency.
+    let c = consumer(brokers, group, topic, Start::Latest)?;
     Ok(std::thread::spawn(move || {
         let mut got = HashMap::new();
         while !stop.load(Ordering::Relaxed) {

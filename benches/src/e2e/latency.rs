@@ -6,7 +6,9 @@
 //! red line (a made-up id `CQ-MLC-Bnnnnnn`), which raises an alert on `yujing.alerts` for
 //! that company. The harness knows when it handed each message to its producer; a bare
 //! consumer of the reports topic records when each arrived (the baseline), and a consumer of
-//! `yujing.alerts` records when each trigger's first alert arrived.
+//! `yujing.alerts` records when each trigger's first alert arrived. That consumer reads from
+//! the topic's end: the earlier phases' alerts are there, and before it did, working through
+//! them was measured as the service's latency (seconds, growing over the window).
 
 use super::cli::Service;
 use super::kafka::{self, Outgoing};
