@@ -3,12 +3,13 @@
 //!
 //! The stream is the fixture set's reports in order, paced at `rate`; every
 //! `trigger_every`-th message is instead a report of a new microloan company far over every
-//! red line (a made-up id `CQ-MLC-Bnnnnnn`), which raises an alert on `yujing.alerts` for
+//! red line (a made-up id `CQ-MLC-Bnnnnnn`), which raises an alert on the alerts topic for
 //! that company. The harness knows when it handed each message to its producer; a bare
 //! consumer of the reports topic records when each arrived (the baseline), and a consumer of
-//! `yujing.alerts` records when each trigger's first alert arrived. That consumer reads from
-//! the topic's end: the earlier phases' alerts are there, and before it did, working through
-//! them was measured as the service's latency (seconds, growing over the window).
+//! the alerts topic records when each trigger's first alert arrived. The service has output
+//! topics of its own in this phase ([`OUTPUT_TOPICS`]), and the consumer reads from the
+//! topic's end: before, it read `yujing.alerts` from its start, through every alert of the
+//! earlier phases, and that backlog was measured as the service's latency.
 
 use super::cli::Service;
 use super::kafka::{self, Outgoing};
@@ -20,6 +21,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const TOPIC: &str = "bench.latency";
+
+/// The service's output topics in this phase, its own: on the shared `yujing.*` topics it
+/// read the throughput phase's alerts (hundreds of thousands) as another instance's, which
+/// a fresh deployment of one instance does not do.
+pub const OUTPUT_TOPICS: [(&str, &str); 3] = [
+    ("alerts_topic", "bench.latency.alerts"),
+    ("scores_topic", "bench.latency.scores"),
+    ("dlq_topic", "bench.latency.dlq"),
+];
 const TRIGGER_PREFIX: &str = "CQ-MLC-B";
 
 /// What to produce.
@@ -75,7 +85,7 @@ pub struct Latency {
     pub caught_up: bool,
     /// Produce → consume of every measured message by a bare consumer.
     pub bare: Percentiles,
-    /// Produce of a trigger → its alert consumed from `yujing.alerts`.
+    /// Produce of a trigger → its alert consumed from the phase's alerts topic.
     pub alert: Percentiles,
 }
 
@@ -122,8 +132,16 @@ pub fn measure(
         stream.push(Outgoing { payload: m.payload.clone(), key: m.key.clone(), partition: m.partition });
     }
 
+    // The throughput phase's configuration, with the output topics of this phase.
+    let mut toml = String::from("[kafka]\n");
+    for (key, topic) in OUTPUT_TOPICS {
+        toml.push_str(&format!("{key} = \"{topic}\"\n"));
+    }
+    toml.push_str(&std::fs::read_to_string(config)?);
+    let config = dir.join("latency.toml");
+    std::fs::write(&config, toml)?;
     let service =
-        Service::start(bin, config, brokers, TOPIC, (&dir.join("latency.db"), "bench-lat"), &dir.join("lat.log"))?;
+        Service::start(bin, &config, brokers, TOPIC, (&dir.join("latency.db"), "bench-lat"), &dir.join("lat.log"))?;
     let stop = Arc::new(AtomicBool::new(false));
     let (bare_n, alerts_n) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let bare = kafka::spawn_seq_consumer(brokers, "bench-lat-bare", TOPIC, stop.clone(), bare_n.clone())?;
@@ -131,7 +149,7 @@ pub fn measure(
     let alerts = kafka::spawn_alert_consumer(
         brokers,
         "bench-lat-alerts",
-        "yujing.alerts",
+        OUTPUT_TOPICS[0].1,
         wanted,
         stop.clone(),
         alerts_n.clone(),

@@ -128,7 +128,10 @@ pub fn main(opts: Options) -> Result<()> {
         ("yujing.alerts", 1),
         ("yujing.scores", 1),
         ("yujing.reports.dlq", 1),
-    ] {
+    ]
+    .into_iter()
+    .chain(latency::OUTPUT_TOPICS.map(|(_, topic)| (topic, 1)))
+    {
         broker.create_topic(topic, partitions)?;
     }
 

@@ -121,7 +121,7 @@ pub fn render(f: &Figures, c: &Context) -> String {
     );
     let _ = writeln!(
         s,
-        "| report → alert on `yujing.alerts`, p50 / p99 / max | {} | p99 ≤ 100 ms / ≤ bare p99 + 20 ms ({:+.1} ms) | {} |",
+        "| report → alert on the alerts topic, p50 / p99 / max | {} | p99 ≤ 100 ms / ≤ bare p99 + 20 ms ({:+.1} ms) | {} |",
         lat(&l.alert),
         gap,
         verdict(l.alert.p99 <= 100.0 && l.alert.missing == 0, gap <= 20.0 && l.alert.missing == 0)
