@@ -1,13 +1,13 @@
 //! The pipeline core: decode → ledger → scoring → aggregates → rules → transitions, one
 //! micro-batch at a time.
 //!
-//! Every batch re-scores only the sector-periods it touched (and the period after each, whose
-//! trend depends on it), re-aggregates only the touched periods, and re-derives the alert
-//! history of only the entities whose inputs changed. In a period not yet due, whose trend
-//! is scored against the latest due period's baseline, it re-scores only the institutions
-//! it brought. The state after any sequence of
-//! batches is a function of the set of reports applied, so batch boundaries, duplicates and
-//! arrival order within a period change nothing (DESIGN §7).
+//! Every batch scores only the institutions it brought, in the sector-periods it touched and
+//! the period after each (whose trend depends on it); when their changes move a
+//! sector-period's trend baseline, the other scores there are taken again from what they
+//! hold (see the `score` module). It re-aggregates only the touched periods, and re-derives
+//! the alert history of only the entities whose inputs changed. The state after any
+//! sequence of batches is a function of the set of reports applied, so batch boundaries,
+//! duplicates and arrival order within a period change nothing (DESIGN §7).
 
 mod score;
 
