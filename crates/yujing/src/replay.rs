@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::durable::{open_engine, persist, restore};
-use crate::engine::{BatchOutput, Engine};
+use crate::engine::{BatchOutput, Decoded, Engine, decode_all};
 use crate::output::{DeadLetterWriter, write_alerts, write_scores};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use yujing_alert::RulePack;
-use yujing_ingest::FileSourceConfig;
+use yujing_ingest::{FileSourceConfig, Input};
 use yujing_store::{Checkpoint, Store, StoreConfig};
 
 /// What to replay and where to write the results.
@@ -57,7 +57,7 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
     let started = Instant::now();
     let source_config =
         FileSourceConfig { paths: opts.files.clone(), batch_size: config.ingest.batch_size, ..Default::default() };
-    let mut source = source_config.build()?;
+    let source = source_config.build()?;
     let bar = if opts.progress { ProgressBar::new(source.total_bytes()) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{spinner} replay [{bar:32}] {bytes}/{total_bytes} {msg} ({eta})")
@@ -88,13 +88,15 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
     let mut dlq = DeadLetterWriter::create(opts.dlq_out.as_deref(), resuming)?;
     let mut transitions = 0u64;
     let mut pacer = crate::pace::Pacer::new(config.ingest.settle_interval);
-    while let Some(mut batch) = source.next_batch()? {
-        // Lines already committed to the store before a restart are skipped.
-        batch.retain(|i| i.position.line.unwrap_or(0) as i64 > resume.get(&i.position.source).copied().unwrap_or(0));
+    // The next batches are read and decoded on another thread while the ledger applies
+    // this one: the apply runs on one core, decoding on both.
+    let (ahead, reader) = read_ahead(source, engine.decoder(), resume.clone())?;
+    for next in ahead {
+        let Ahead { batch, decoded, read_bytes } = next?;
         // With a store every batch commits, and scores and alerts are brought up to date
         // every so often (crate::pace). Without one there is nothing to commit on the way:
         // load everything, settle once.
-        let dead_letters = engine.ingest(&batch);
+        let dead_letters = engine.ingest_decoded(&batch, decoded);
         let settled = if store.is_some() && pacer.ingested(false) { pacer.settle(&mut engine)? } else { Vec::new() };
         let out = BatchOutput { dead_letters, transitions: settled };
         dlq.write(&out.dead_letters)?;
@@ -112,7 +114,7 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
             persist(&mut engine, store, &out.transitions, checkpoints)?;
         }
         transitions += out.transitions.len() as u64;
-        bar.set_position(source.read_bytes());
+        bar.set_position(read_bytes);
         bar.set_message(format!("{} reports", engine.stats().received));
         tracing::debug!(
             batch = engine.stats().batches,
@@ -122,6 +124,7 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
             "batch processed"
         );
     }
+    reader.join().map_err(|_| anyhow::anyhow!("the replay's reader thread panicked"))?;
     if store.is_none() || pacer.pending() {
         bar.set_message(format!("{} reports; scoring and deriving alerts", engine.stats().received));
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -176,4 +179,48 @@ pub fn jsonl_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// A batch read and decoded ahead.
+struct Ahead {
+    batch: Vec<Input>,
+    decoded: Vec<Decoded>,
+    /// The source's bytes read so far, for the progress bar.
+    read_bytes: u64,
+}
+
+/// Reads and decodes the source's batches on a thread of its own, two batches ahead at
+/// most, skipping the lines a store already holds (`resume`: the last line committed per
+/// source). A read error ends the batches, after those read before it.
+fn read_ahead(
+    mut source: yujing_ingest::FileSource,
+    decoder: yujing_ingest::Decoder,
+    resume: HashMap<String, i64>,
+) -> Result<(std::sync::mpsc::IntoIter<Result<Ahead>>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    let reader = std::thread::Builder::new()
+        .name("replay-reader".into())
+        .spawn(move || {
+            loop {
+                let next = match source.next_batch() {
+                    Ok(Some(mut batch)) => {
+                        // Lines already committed to the store before a restart are skipped.
+                        batch.retain(|i| {
+                            i.position.line.unwrap_or(0) as i64 > resume.get(&i.position.source).copied().unwrap_or(0)
+                        });
+                        let decoded = decode_all(&decoder, &batch);
+                        Ok(Ahead { batch, decoded, read_bytes: source.read_bytes() })
+                    }
+                    Ok(None) => return,
+                    Err(e) => Err(anyhow::Error::from(e).context("reading the replay's files")),
+                };
+                let failed = next.is_err();
+                // The receiver is gone when the replay stopped on an error of its own.
+                if tx.send(next).is_err() || failed {
+                    return;
+                }
+            }
+        })
+        .context("starting the replay's reader thread")?;
+    Ok((rx.into_iter(), reader))
 }

@@ -208,11 +208,23 @@ impl Engine {
     /// with nothing to commit on the way) ingests everything and settles once, which gives
     /// the same state as settling after every batch (DESIGN §7) for a fraction of the work.
     pub fn ingest(&mut self, inputs: &[Input]) -> Vec<DeadLetter> {
-        let mut dead_letters = Vec::new();
-        self.stats.batches += 1;
         // Decoding is pure and takes most of the time here: both cores share it, then the
         // ledger applies the reports in input order.
-        let decoded: Vec<_> = inputs.par_iter().map(|input| self.decoder.decode(input)).collect();
+        let decoded = decode_all(&self.decoder, inputs);
+        self.ingest_decoded(inputs, decoded)
+    }
+
+    /// The decoder [`Engine::ingest`] uses, for decoding ahead on another thread
+    /// ([`decode_all`], then [`Engine::ingest_decoded`]).
+    pub fn decoder(&self) -> Decoder {
+        self.decoder
+    }
+
+    /// [`Engine::ingest`] of inputs already decoded, `decoded[i]` from `inputs[i]`.
+    pub fn ingest_decoded(&mut self, inputs: &[Input], decoded: Vec<Decoded>) -> Vec<DeadLetter> {
+        let mut dead_letters = Vec::new();
+        self.stats.batches += 1;
+        debug_assert_eq!(inputs.len(), decoded.len());
         for (input, decoded) in inputs.iter().zip(decoded) {
             self.stats.received += 1;
             let report = match decoded {
@@ -611,6 +623,14 @@ fn score_value(s: &InstitutionScore, trend_z: Option<f64>, metric: &str) -> Opti
         _ => s.indicators.iter().find(|i| i.indicator.as_str() == metric).and_then(|i| i.value.get()),
     };
     v.filter(|v| v.is_finite())
+}
+
+/// An input decoded: its report, or why it is dead-lettered.
+pub type Decoded = Result<Report, Box<DeadLetter>>;
+
+/// Decodes inputs on both cores, in input order.
+pub fn decode_all(decoder: &Decoder, inputs: &[Input]) -> Vec<Decoded> {
+    inputs.par_iter().map(|input| decoder.decode(input)).collect()
 }
 
 /// Notes that an institution's series may have changed from `period` on.
