@@ -90,7 +90,7 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
     let mut pacer = crate::pace::Pacer::new(config.ingest.settle_interval);
     // The next batches are read and decoded on another thread while the ledger applies
     // this one: the apply runs on one core, decoding on both.
-    let (ahead, reader) = read_ahead(source, engine.decoder(), resume.clone())?;
+    let (ahead, reader) = read_ahead(source, engine.decoder(), resume)?;
     for next in ahead {
         let Ahead { batch, decoded, read_bytes } = next?;
         // With a store every batch commits, and scores and alerts are brought up to date
