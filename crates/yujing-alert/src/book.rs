@@ -345,14 +345,26 @@ impl AlertBook {
     /// `period`, its last period. A change of that point's values shows in the alert even
     /// when every rule's outcome stays the same (see [`crate::same_outcomes`]).
     pub fn has_evidence_at(&self, kind: EntityKind, entity_id: &str, sector: SectorScope, period: Period) -> bool {
-        self.ids_of(kind, entity_id, sector).is_some_and(|ids| {
-            ids.iter()
-                .filter_map(|id| match self.entries.get(id) {
-                    Some(Entry::Held(h)) => Some(&h.derived),
-                    _ => None,
-                })
-                .any(|d| d.state != AlertState::Superseded && d.last_period == period)
-        })
+        self.evidence_at(kind, entity_id, sector, period).next().is_some()
+    }
+
+    /// The entity's alerts (not superseded, as derived) that took their evidence from the
+    /// point of `period`, with their ids.
+    fn evidence_at<'a>(
+        &'a self,
+        kind: EntityKind,
+        entity_id: &str,
+        sector: SectorScope,
+        period: Period,
+    ) -> impl Iterator<Item = (&'a String, &'a Alert)> + 'a {
+        self.ids_of(kind, entity_id, sector)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| match self.entries.get(id) {
+                Some(Entry::Held(h)) => Some((id, &*h.derived)),
+                _ => None,
+            })
+            .filter(move |(_, d)| d.state != AlertState::Superseded && d.last_period == period)
     }
 
     /// Sets the composite score and trend z-score in the evidence of the entity's alerts
@@ -372,14 +384,9 @@ impl AlertBook {
         period: Period,
         (score, trend_z): (Option<f64>, Option<f64>),
     ) -> bool {
-        let Some(ids) = self.ids_of(kind, entity_id, sector) else { return true };
         let mut at: Vec<String> = Vec::new();
-        for id in ids {
-            let Some(Entry::Held(h)) = self.entries.get(id) else { continue };
-            let e = &h.derived.evidence;
-            if h.derived.state == AlertState::Superseded || h.derived.last_period != period {
-                continue;
-            }
+        for (id, derived) in self.evidence_at(kind, entity_id, sector, period) {
+            let e = &derived.evidence;
             let (score_moved, z_moved) = (e.score.get() != score, e.trend_z.get() != trend_z);
             let watched = |metric: &str| *e.metric == *metric;
             if (score_moved && watched(crate::metrics::SCORE)) || (z_moved && watched(crate::metrics::TREND_Z)) {
