@@ -30,3 +30,4 @@ pub mod report;
 pub mod serve;
 pub mod service;
 pub mod stress;
+pub mod writer;

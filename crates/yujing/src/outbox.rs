@@ -153,6 +153,11 @@ impl PublisherHandle {
         let _ = self.tx.send(Work::Wake);
     }
 
+    /// A handle that hands the publisher work from another thread (the store writer's).
+    pub fn waker(&self) -> PublisherWaker {
+        PublisherWaker { tx: self.tx.clone() }
+    }
+
     /// Delivers what it can within `within`, then stops; returns the counts (none if the
     /// time ran out: what was not delivered stays in the store for the next start).
     pub async fn shutdown(self, within: Duration) -> Option<PublishCounters> {
@@ -169,6 +174,40 @@ impl PublisherHandle {
                 None
             }
         }
+    }
+}
+
+/// Hands the publisher work from another thread: [`PublisherHandle::waker`].
+#[derive(Clone)]
+pub struct PublisherWaker {
+    tx: mpsc::UnboundedSender<Work>,
+}
+
+impl PublisherWaker {
+    /// A waker with no publisher behind it: the receiver sees what it is handed (`true`
+    /// for a wake, `false` for scores).
+    #[cfg(test)]
+    pub(crate) fn for_test() -> (PublisherWaker, mpsc::UnboundedReceiver<bool>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (out, seen) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            while let Some(work) = rx.blocking_recv() {
+                let _ = out.send(matches!(work, Work::Wake));
+            }
+        });
+        (PublisherWaker { tx }, seen)
+    }
+
+    /// Hands over district score records to publish.
+    pub fn scores(&self, records: Vec<Record>) {
+        if !records.is_empty() {
+            let _ = self.tx.send(Work::Scores(records));
+        }
+    }
+
+    /// Tells the publisher the store's outbox has something new.
+    pub fn wake(&self) {
+        let _ = self.tx.send(Work::Wake);
     }
 }
 

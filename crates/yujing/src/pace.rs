@@ -7,7 +7,9 @@
 //! derived state is a function of the ledger, and a restart re-derives it from the store and
 //! publishes what differs from what was published (DESIGN §7). So a [`Pacer`] settles at
 //! once when the pipeline has caught up, and while it reads a backlog at most once per
-//! interval and never for longer than it spent ingesting since the last settle.
+//! interval and never for longer than it spent ingesting since the last settle. A settle's
+//! cost includes committing the transitions it produced ([`Pacer::add_cost`]): while a
+//! backlog is read that commit can cost more than the settle.
 
 use crate::engine::{Engine, EngineError};
 use std::time::{Duration, Instant};
@@ -47,6 +49,12 @@ impl Pacer {
         self.last_cost = cost;
     }
 
+    /// Adds to the last settle's cost what followed from it: committing the transitions
+    /// it produced, which while a backlog is read can cost more than the settle itself.
+    pub fn add_cost(&mut self, cost: Duration) {
+        self.last_cost += cost;
+    }
+
     /// Settles the engine now and notes how long it took; returns the transitions.
     pub fn settle(&mut self, engine: &mut Engine) -> Result<Vec<Transition>, EngineError> {
         let started = Instant::now();
@@ -80,5 +88,15 @@ mod tests {
         p.settled(Duration::from_secs(3600));
         assert!(!p.ingested(false), "behind: no sooner than the last settle's cost");
         assert!(p.ingested(true));
+    }
+
+    #[test]
+    fn the_commit_of_a_settles_transitions_counts_toward_its_cost() {
+        let mut p = Pacer::new(Duration::ZERO);
+        p.settled(Duration::ZERO);
+        p.add_cost(Duration::from_secs(3600));
+        assert!(!p.ingested(false), "behind: no sooner than the settle and its commit took");
+        p.settled(Duration::ZERO);
+        assert!(p.ingested(false), "the next settle's cost starts afresh");
     }
 }

@@ -343,6 +343,11 @@ impl PeerState {
         std::mem::take(&mut self.forwarded)
     }
 
+    /// Whether forwarded actions wait to be taken.
+    pub fn has_forwarded(&self) -> bool {
+        !self.forwarded.is_empty()
+    }
+
     /// Counts so far.
     pub fn counters(&self) -> PeerCounters {
         self.counters

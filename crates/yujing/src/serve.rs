@@ -535,6 +535,12 @@ impl ApiLink {
         Ok(Arc::unwrap_or_clone(transition.alert))
     }
 
+    /// Whether [`drain`](Self::drain) has people's actions to apply (its own or forwarded),
+    /// which commit to the store.
+    pub fn actions_pending(&self) -> bool {
+        !self.actions.is_empty() || self.peers.as_ref().is_some_and(|p| p.lock().has_forwarded())
+    }
+
     /// Applies every waiting action and starts every waiting stress projection (between
     /// batches); returns the alerts the actions changed.
     pub fn drain(&mut self, engine: &mut Engine, mut store: Option<&mut Store>) -> Vec<Alert> {

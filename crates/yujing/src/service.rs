@@ -12,10 +12,11 @@
 //! while consumption goes on: no bad message and no broker hiccup stalls the pipeline.
 
 use crate::config::Config;
-use crate::durable::{open_engine, persist_with_dead_letters};
+use crate::durable::open_engine;
 use crate::engine::BatchOutput;
 use crate::outbox::{PublisherHandle, all_periods, score_records};
-use anyhow::Result;
+use crate::writer::{Commit, Committed, StoreWriter};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -162,6 +163,9 @@ pub async fn run(
     api.load_audit(&store)?;
     api.publish(&engine, config);
 
+    // Batches commit on a thread and connection of their own (crate::writer); this one
+    // keeps people's actions.
+    let mut writer = StoreWriter::spawn(StoreConfig::at(store_path).build()?, publisher.waker(), api.metrics.clone())?;
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let mut pacer = crate::pace::Pacer::new(config.ingest.settle_interval);
@@ -176,6 +180,16 @@ pub async fn run(
                 b = source.next_batch() => b?,
             }
         };
+        if let Some(c) = writer.try_finished()? {
+            committed(&source, alertmanager.as_ref(), &mut pacer, c)?;
+        }
+        // An action commits on this connection: after the batch in flight, so that the
+        // store and the outbox keep the engine's order.
+        if api.actions_pending()
+            && let Some(c) = writer.wait()?
+        {
+            committed(&source, alertmanager.as_ref(), &mut pacer, c)?;
+        }
         // API actions, between batches: each commits with its audit record, then goes out.
         let acted = api.drain(&mut engine, Some(&mut store));
         if let Some(am) = &alertmanager {
@@ -199,15 +213,15 @@ pub async fn run(
             continue;
         }
         let (before, started) = (engine.stats().clone(), std::time::Instant::now());
-        let batch_started = started;
         let dead_letters = if batch.is_empty() { Vec::new() } else { engine.ingest(&batch) };
         let transitions = if settle { pacer.settle(&mut engine)? } else { Vec::new() };
         let out = BatchOutput { dead_letters, transitions };
         if !batch.is_empty() {
             api.metrics.record_batch("kafka", &before, engine.stats(), &out, started.elapsed());
         }
+        let processed = started.elapsed();
         // 1. One store transaction for the batch, with its dead letters and the positions
-        // it consumed.
+        // it consumed (on the writer's thread, after the batch before it).
         let letters = out
             .dead_letters
             .iter()
@@ -216,39 +230,46 @@ pub async fn run(
                 Ok(StoredDeadLetter { seq: 0, record, original: original(&batch, &d.position).to_vec() })
             })
             .collect::<Result<Vec<_>, serde_json::Error>>()?;
-        let checkpoints = checkpoints(&batch);
-        let started = std::time::Instant::now();
-        let processed = started - batch_started;
-        let committed = persist_with_dead_letters(&mut engine, &mut store, &out.transitions, checkpoints, letters);
-        let commit_took = started.elapsed();
-        api.metrics.record_store_commit(commit_took, batch.len(), committed.is_ok());
-        committed?;
-        if let Some(am) = &alertmanager {
-            am.send(&out.transitions);
+        let waited = std::time::Instant::now();
+        let previous = writer.wait()?;
+        let waited = waited.elapsed();
+        let previous_ms = previous.as_ref().map_or(0, |c| c.took.as_millis() as u64);
+        if let Some(c) = previous {
+            committed(&source, alertmanager.as_ref(), &mut pacer, c)?;
         }
-        // 2. Only now may Kafka forget the messages.
-        let positions: Vec<Position> = batch.iter().map(|i| i.position.clone()).collect();
-        source.commit_through(&positions)?;
-        // 3. Publish what changed (the publisher task delivers it).
-        publisher.wake();
+        // 3. The district scores of what changed, published once the batch is durable.
         let touched = engine.take_touched_periods().into_iter().collect();
-        publisher.scores(score_records(&engine, &touched));
-        api.metrics.observe_report_to_alert(&out.transitions);
-        api.metrics.record_committed();
+        let scores = score_records(&engine, &touched);
+        let positions: Vec<Position> = batch.iter().map(|i| i.position.clone()).collect();
+        let transitions = out.transitions.len();
+        writer.submit(Commit::take(
+            &mut engine,
+            settle,
+            out.transitions,
+            checkpoints(&batch),
+            positions,
+            letters,
+            scores,
+        ))?;
+        let after = std::time::Instant::now();
         api.publish_due(&engine, config, true, false);
         tracing::debug!(
             inputs = batch.len(),
             dead_letters = out.dead_letters.len(),
-            transitions = out.transitions.len(),
+            transitions,
             settled = settle,
             process_ms = processed.as_millis() as u64,
-            commit_ms = commit_took.as_millis() as u64,
-            after_ms = (started.elapsed() - commit_took).as_millis() as u64,
-            "batch committed"
+            waited_ms = waited.as_millis() as u64,
+            previous_commit_ms = previous_ms,
+            after_ms = after.elapsed().as_millis() as u64,
+            "batch handed to the store writer"
         );
         if stopping {
             break;
         }
+    }
+    if let Some(c) = writer.wait()? {
+        committed(&source, alertmanager.as_ref(), &mut pacer, c)?;
     }
     tracing::info!("shutting down: committing offsets and closing");
     readiness.abort();
@@ -260,6 +281,25 @@ pub async fn run(
     if let Some(am) = alertmanager {
         am.shutdown().await;
     }
+    Ok(())
+}
+
+/// What follows a batch's commit on the pipeline: an error if it failed; otherwise Kafka
+/// may forget its messages, and Alertmanager hears of its transitions.
+fn committed(
+    source: &yujing_ingest::kafka::KafkaSource,
+    alertmanager: Option<&crate::alertmanager::AlertmanagerFeed>,
+    pacer: &mut crate::pace::Pacer,
+    c: Committed,
+) -> Result<()> {
+    c.result.context("committing the batch to the store")?;
+    if c.settled {
+        pacer.add_cost(c.took);
+    }
+    if let Some(am) = alertmanager {
+        am.send(&c.transitions);
+    }
+    source.commit_through(&c.positions)?;
     Ok(())
 }
 
