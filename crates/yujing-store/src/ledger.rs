@@ -183,6 +183,8 @@ pub struct Ledger {
     /// records', shared): scoring reads whole sector-periods.
     by_sector_period: BySectorPeriod,
     max_submitted: Option<DateTime<FixedOffset>>,
+    /// The bound [`Ledger::hold_watermark`] set on the latest submission the watermark trails.
+    hold: Option<DateTime<FixedOffset>>,
     counts: LedgerCounts,
     /// The slots touched since the last [`Ledger::take_dirty`], with repeats (a push is
     /// cheaper than a set insert on every report; taking sorts and dedupes them once).
@@ -228,9 +230,31 @@ impl Ledger {
         }
     }
 
-    /// The watermark: the latest `submitted_at` seen less the allowed lateness.
+    /// The watermark: the latest `submitted_at` seen (no later than a hold) less the allowed
+    /// lateness.
     pub fn watermark(&self) -> Option<DateTime<FixedOffset>> {
-        self.max_submitted.map(|m| m - self.settings.allowed_lateness)
+        self.held_max().map(|m| m - self.settings.allowed_lateness)
+    }
+
+    /// The latest `submitted_at` seen, no later than the hold.
+    fn held_max(&self) -> Option<DateTime<FixedOffset>> {
+        self.max_submitted.map(|m| self.hold.map_or(m, |h| m.min(h)))
+    }
+
+    /// Holds the watermark back to trail `at` at the latest (`None`: no hold, the latest
+    /// `submitted_at` seen). A hold never moves the watermark back: it is raised to where
+    /// the watermark already is. Returns whether the watermark moved.
+    ///
+    /// A consumer of several partitions holds it while some are behind, at the latest
+    /// submission read from the one furthest behind: otherwise the partitions read ahead
+    /// would make the institutions of those behind look late (see `yujing run`).
+    pub fn hold_watermark(&mut self, at: Option<DateTime<FixedOffset>>) -> bool {
+        let before = self.held_max();
+        self.hold = match (at, before) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (at, _) => at,
+        };
+        self.held_max() != before
     }
 
     /// Applies a validated report.

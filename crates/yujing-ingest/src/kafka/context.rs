@@ -21,6 +21,8 @@ pub(crate) struct Cells {
     pub(crate) rebalances: AtomicU64,
     /// Sum of the assigned partitions' lag from the last statistics, or -1 if unknown.
     pub(crate) lag: AtomicI64,
+    /// Each assigned partition's lag from the last statistics (-1: unknown).
+    pub(crate) partition_lags: Mutex<BTreeMap<i32, i64>>,
 }
 
 /// The state the context shares with [`KafkaSource`](super::KafkaSource).
@@ -108,14 +110,18 @@ impl ClientContext for SourceContext {
         if was != up {
             tracing::info!(source = %self.name, ready = up, "broker connection state changed");
         }
-        let lag = stats.topics.get(&self.topic).map(|t| {
+        let lags: Option<BTreeMap<i32, i64>> = stats.topics.get(&self.topic).map(|t| {
             t.partitions
                 .values()
                 .filter(|p| p.partition >= 0 && p.fetch_state == "active")
-                .map(|p| p.consumer_lag.max(0))
-                .sum::<i64>()
+                .map(|p| (p.partition, p.consumer_lag))
+                .collect()
         });
+        let lag = lags.as_ref().map(|l| l.values().map(|lag| (*lag).max(0)).sum::<i64>());
         self.cells.lag.store(lag.unwrap_or(-1), Ordering::Relaxed);
+        if let Ok(mut held) = self.cells.partition_lags.lock() {
+            *held = lags.unwrap_or_default();
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -243,6 +249,8 @@ mod tests {
         );
         assert!(c.ready.load(Ordering::Relaxed));
         assert_eq!(c.cells.lag.load(Ordering::Relaxed), 5);
+        let lags = c.cells.partition_lags.lock().unwrap().clone();
+        assert_eq!(lags, BTreeMap::from([(0, 5), (1, -1)]), "each active partition's own lag, -1 unknown");
         c.stats_raw(br#"{"brokers":{"127.0.0.1:9/1":{"state":"TRY_CONNECT"}},"topics":{}}"#);
         assert!(!c.ready.load(Ordering::Relaxed));
         assert_eq!(c.cells.lag.load(Ordering::Relaxed), -1);

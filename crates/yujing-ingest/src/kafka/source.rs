@@ -250,6 +250,13 @@ impl KafkaSource {
         }
     }
 
+    /// Each assigned partition's lag (messages behind its high watermark, counted from the
+    /// committed offset; -1 when not known yet), from the last statistics: at most a second
+    /// old. Empty before the first statistics.
+    pub fn partition_lags(&self) -> BTreeMap<i32, i64> {
+        self.cells.partition_lags.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
     /// The partitions currently assigned to this member, in order.
     pub fn assigned_partitions(&self) -> Result<Vec<i32>> {
         let tpl = self.consumer.assignment().map_err(kafka_err("read the assignment"))?;

@@ -114,6 +114,23 @@ fn missing_and_late_reports_follow_the_watermark() {
 }
 
 #[test]
+fn a_held_watermark_trails_the_hold_never_moves_back_and_follows_the_latest_once_released() {
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
+    let mut l = Ledger::new(LedgerSettings::default());
+    l.apply(report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00"));
+    assert!(!l.hold_watermark(Some(at("2020-03-01T00:00:00+08:00"))), "a hold ahead of the watermark changes nothing");
+    l.apply(report("B", "2020-03", 1, 5.0, "2020-04-10T10:00:00+08:00"));
+    assert_eq!(l.watermark(), Some(at("2020-03-01T00:00:00+08:00")), "held");
+    assert_eq!(l.max_submitted(), Some(at("2020-04-10T10:00:00+08:00")), "the latest seen is kept");
+    assert!(!l.hold_watermark(Some(at("2020-01-01T00:00:00+08:00"))), "a hold never moves the watermark back");
+    assert_eq!(l.watermark(), Some(at("2020-03-01T00:00:00+08:00")));
+    assert!(l.hold_watermark(Some(at("2020-03-20T00:00:00+08:00"))));
+    assert_eq!(l.watermark(), Some(at("2020-03-20T00:00:00+08:00")));
+    assert!(l.hold_watermark(None), "released");
+    assert_eq!(l.watermark(), Some(at("2020-04-10T10:00:00+08:00")));
+}
+
+#[test]
 fn a_correction_after_the_deadline_does_not_make_a_report_late() {
     let mut l = Ledger::new(LedgerSettings::default());
     l.apply(report("A", "2020-01", 2, 6.0, "2020-03-01T10:00:00+08:00"));

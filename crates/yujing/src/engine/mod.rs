@@ -132,6 +132,9 @@ pub struct Engine {
     pending_from: HashMap<Arc<str>, Period>,
     /// What each institution's last derivation leaves to resume from.
     memos: HashMap<Arc<str>, Memo>,
+    /// The latest `submitted_at` of a decoded report read from each partition of the
+    /// source (Kafka): what [`Engine::hold_watermark`] is given while partitions lag.
+    submitted_by_partition: BTreeMap<i32, DateTime<FixedOffset>>,
 }
 
 /// What the last derivation of an institution's alert history leaves to resume from.
@@ -169,6 +172,7 @@ impl Engine {
             trend: HashMap::new(),
             pending_from: HashMap::new(),
             memos: HashMap::new(),
+            submitted_by_partition: BTreeMap::new(),
         }
     }
 
@@ -235,6 +239,10 @@ impl Engine {
                     continue;
                 }
             };
+            if let Some(p) = input.position.partition {
+                let latest = self.submitted_by_partition.entry(p).or_insert(report.submitted_at);
+                *latest = (*latest).max(report.submitted_at);
+            }
             let (sector, period) = (report.sector, report.period);
             match self.ledger.apply_keyed(report) {
                 (Outcome::New | Outcome::Replaced { .. }, inst) => {
@@ -257,6 +265,20 @@ impl Engine {
             }
         }
         dead_letters
+    }
+
+    /// The latest `submitted_at` of a decoded report read from each partition of the source.
+    pub fn submitted_by_partition(&self) -> &BTreeMap<i32, DateTime<FixedOffset>> {
+        &self.submitted_by_partition
+    }
+
+    /// Holds the watermark back to trail `at` at the latest, or releases it (`None`): see
+    /// [`Ledger::hold_watermark`]. The next settle derives with it. Returns whether that
+    /// moved the due period (the latest period whose report deadline has passed): only then
+    /// does the next settle have something to do for it.
+    pub fn hold_watermark(&mut self, at: Option<DateTime<FixedOffset>>) -> bool {
+        self.ledger.hold_watermark(at);
+        self.due_period() != self.due_through
     }
 
     /// Brings everything derived up to date with the ledger: re-scores what the ingested
