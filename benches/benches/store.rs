@@ -64,6 +64,7 @@ fn bench_store(c: &mut Criterion) {
             let write = BatchWrite {
                 slots: slots.clone(),
                 max_submitted: engine.ledger().max_submitted(),
+                watermark_hold: None,
                 alerts: alerts.clone(),
                 actions: Vec::new(),
                 audit: audit.clone(),

@@ -236,6 +236,11 @@ impl Ledger {
         self.held_max().map(|m| m - self.settings.allowed_lateness)
     }
 
+    /// The watermark's hold, if any ([`Ledger::hold_watermark`]).
+    pub fn watermark_hold(&self) -> Option<DateTime<FixedOffset>> {
+        self.hold
+    }
+
     /// The latest `submitted_at` seen, no later than the hold.
     fn held_max(&self) -> Option<DateTime<FixedOffset>> {
         self.max_submitted.map(|m| self.hold.map_or(m, |h| m.min(h)))

@@ -145,6 +145,9 @@ pub struct BatchWrite<'a> {
     pub slots: Vec<SlotState>,
     /// The latest `submitted_at` seen.
     pub max_submitted: Option<DateTime<FixedOffset>>,
+    /// The watermark's hold ([`Ledger::hold_watermark`]) to keep: `Some(None)` clears it,
+    /// `None` leaves what is kept as it is.
+    pub watermark_hold: Option<Option<DateTime<FixedOffset>>>,
     /// Alerts to insert or replace, as published.
     pub alerts: Vec<&'a Alert>,
     /// People's actions to append: (alert id, action JSON).
@@ -257,6 +260,20 @@ impl Store {
                 )
                 .map_err(e)?;
             }
+            match batch.watermark_hold {
+                Some(Some(h)) => {
+                    tx.execute(
+                        "INSERT INTO meta (key, value) VALUES ('watermark_hold', ?1)
+                         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        params![h.to_rfc3339()],
+                    )
+                    .map_err(e)?;
+                }
+                Some(None) => {
+                    tx.execute("DELETE FROM meta WHERE key = 'watermark_hold'", []).map_err(e)?;
+                }
+                None => {}
+            }
             let mut put_alert = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO alerts (id, state, severity, district_code, alert) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -304,6 +321,12 @@ impl Store {
     pub fn load_ledger(&self, settings: LedgerSettings) -> Result<Ledger> {
         let e = |err| sql(err, &self.path);
         let mut ledger = Ledger::new(settings);
+        // The hold first: on an empty ledger it is taken as it is.
+        if let Some(h) = self.meta("watermark_hold")? {
+            let h = DateTime::parse_from_rfc3339(&h)
+                .map_err(|x| Error::Corrupt { path: self.path.clone(), message: format!("watermark_hold: {x}") })?;
+            ledger.hold_watermark(Some(h));
+        }
         let mut stmt = self
             .conn
             .prepare("SELECT first_submitted, seen, report FROM reports ORDER BY period, institution_id")

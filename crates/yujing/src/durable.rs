@@ -58,6 +58,8 @@ pub fn persist_with_dead_letters(
     let write = BatchWrite {
         slots,
         max_submitted: engine.ledger().max_submitted(),
+        // Kept as it is: only `yujing run` holds the watermark (crate::writer).
+        watermark_hold: None,
         alerts: touched.iter().map(|a| &**a).collect(),
         actions: Vec::new(),
         audit: transitions.iter().map(|t| (now, t)).collect(),

@@ -202,10 +202,16 @@ pub async fn run(
             publisher.wake();
         }
         // While some partitions are behind, the watermark trails the one furthest behind;
-        // once none is (or on a stop) it is the latest submission seen (DESIGN §7).
-        let hold =
-            if stopping { None } else { watermark_hold(engine.submitted_by_partition(), &source.partition_lags()) };
-        let due_moved = engine.hold_watermark(hold);
+        // once none is (or on a stop) it is the latest submission seen (DESIGN §7). Until
+        // the first statistics tell the lags, the hold stays where it is (as restored).
+        let lags = source.partition_lags();
+        let due_moved = if stopping {
+            engine.hold_watermark(None)
+        } else if lags.is_empty() {
+            false
+        } else {
+            engine.hold_watermark(watermark_hold(engine.submitted_by_partition(), &lags))
+        };
         // A full batch means a backlog: its scores and alerts may wait (crate::pace).
         let settle = if batch.is_empty() {
             pacer.pending() || due_moved

@@ -30,6 +30,7 @@ use yujing_store::{BatchWrite, Checkpoint, SlotState, Store, StoredDeadLetter};
 pub struct Commit {
     slots: Vec<SlotState>,
     max_submitted: Option<DateTime<FixedOffset>>,
+    watermark_hold: Option<DateTime<FixedOffset>>,
     alerts: Vec<Arc<Alert>>,
     transitions: Vec<Transition>,
     recorded_at: DateTime<FixedOffset>,
@@ -57,6 +58,7 @@ impl Commit {
         Commit {
             slots: engine.take_dirty_slots(),
             max_submitted: engine.ledger().max_submitted(),
+            watermark_hold: engine.ledger().watermark_hold(),
             alerts: engine.take_touched_alerts(),
             transitions,
             recorded_at: chrono::Utc::now().fixed_offset(),
@@ -106,6 +108,7 @@ impl StoreWriter {
                     let Commit {
                         slots,
                         max_submitted,
+                        watermark_hold,
                         alerts,
                         transitions,
                         recorded_at,
@@ -116,6 +119,8 @@ impl StoreWriter {
                     let write = BatchWrite {
                         slots,
                         max_submitted,
+                        // Kept so that a restart derives with the hold the service had.
+                        watermark_hold: Some(watermark_hold),
                         alerts: alerts.iter().map(|a| &**a).collect(),
                         actions: Vec::new(),
                         audit: transitions.iter().map(|t| (recorded_at, t)).collect(),
@@ -205,6 +210,7 @@ mod tests {
         Commit {
             slots: Vec::new(),
             max_submitted: None,
+            watermark_hold: None,
             alerts: Vec::new(),
             transitions: Vec::new(),
             recorded_at: chrono::Utc::now().fixed_offset(),

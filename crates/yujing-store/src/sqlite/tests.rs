@@ -48,6 +48,27 @@ fn the_ledger_round_trips_exactly() {
 }
 
 #[test]
+fn the_watermarks_hold_is_kept_until_a_batch_clears_it() {
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
+    let (_d, mut store) = store();
+    let mut ledger = Ledger::new(LedgerSettings::default());
+    ledger.apply(report("A", "2020-01", 1, "2020-02-12T10:00:00+08:00"));
+    ledger.apply(report("B", "2020-03", 1, "2020-04-09T10:00:00+08:00"));
+    let hold = Some(at("2020-03-01T00:00:00+08:00"));
+    let (slots, max) = (ledger.take_dirty(), ledger.max_submitted());
+    let write = |slots, hold| BatchWrite { slots, max_submitted: max, watermark_hold: hold, ..Default::default() };
+    store.commit(&write(slots, Some(hold))).unwrap();
+    let back = store.load_ledger(LedgerSettings::default()).unwrap();
+    assert_eq!(back.watermark(), hold, "a restart derives with the hold the service had");
+    assert_eq!(back.max_submitted(), ledger.max_submitted());
+    store.commit(&write(Vec::new(), None)).unwrap();
+    assert_eq!(store.load_ledger(LedgerSettings::default()).unwrap().watermark(), hold, "None leaves it");
+    store.commit(&write(Vec::new(), Some(None))).unwrap();
+    let back = store.load_ledger(LedgerSettings::default()).unwrap();
+    assert_eq!(back.watermark(), ledger.max_submitted(), "cleared");
+}
+
+#[test]
 fn alerts_actions_checkpoints_and_the_audit_outbox() {
     let (dir, mut store) = store();
     let at = DateTime::parse_from_rfc3339("2020-03-01T10:00:00+08:00").unwrap();
