@@ -204,13 +204,9 @@ pub async fn run(
         // While some partitions are behind, the watermark trails the one furthest behind;
         // once none is (or on a stop) it is the latest submission seen (DESIGN §7). Until
         // the first statistics tell the lags, the hold stays where it is (as restored).
-        let lags = source.partition_lags();
-        let due_moved = if stopping {
-            engine.hold_watermark(None)
-        } else if lags.is_empty() {
-            false
-        } else {
-            engine.hold_watermark(watermark_hold(engine.submitted_by_partition(), &lags))
+        let due_moved = match next_hold(stopping, engine.submitted_by_partition(), &source.partition_lags()) {
+            Some(hold) => engine.hold_watermark(hold),
+            None => false,
         };
         // A full batch means a backlog: its scores and alerts may wait (crate::pace).
         let settle = if batch.is_empty() {
@@ -317,6 +313,23 @@ fn committed(
     Ok(())
 }
 
+/// The watermark's next hold (`None`: leave it as it is): released on a stop; left alone
+/// until the first statistics tell the lags (a restored hold stays); otherwise
+/// [`watermark_hold`].
+fn next_hold(
+    stopping: bool,
+    submitted: &std::collections::BTreeMap<i32, chrono::DateTime<chrono::FixedOffset>>,
+    lags: &std::collections::BTreeMap<i32, i64>,
+) -> Option<Option<chrono::DateTime<chrono::FixedOffset>>> {
+    if stopping {
+        Some(None)
+    } else if lags.is_empty() {
+        None
+    } else {
+        Some(watermark_hold(submitted, lags))
+    }
+}
+
 /// Where to hold the watermark: at the latest submission read from the partition furthest
 /// behind, of those that are (`lags`: each assigned partition's lag, -1 unknown). None when
 /// none is behind, or none of those behind has been read from yet.
@@ -380,7 +393,7 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::watermark_hold;
+    use super::{next_hold, watermark_hold};
     use chrono::{DateTime, FixedOffset};
     use std::collections::BTreeMap;
 
@@ -398,5 +411,14 @@ mod tests {
         assert_eq!(watermark_hold(&submitted, &lags(&[])), None, "no statistics yet");
         assert_eq!(watermark_hold(&submitted, &lags(&[(1, 3), (7, 9)])), Some(at(12)), "nothing read from 7 yet");
         assert_eq!(watermark_hold(&submitted, &lags(&[(0, 0), (7, 9)])), None);
+    }
+
+    #[test]
+    fn a_stop_releases_the_hold_and_no_statistics_leave_it_as_it_is() {
+        let submitted = BTreeMap::from([(0, at(20)), (1, at(12))]);
+        let behind = BTreeMap::from([(0, 0), (1, 40)]);
+        assert_eq!(next_hold(true, &submitted, &behind), Some(None), "a stop releases it");
+        assert_eq!(next_hold(false, &submitted, &BTreeMap::new()), None, "no statistics yet: a restored hold stays");
+        assert_eq!(next_hold(false, &submitted, &behind), Some(Some(at(12))));
     }
 }
