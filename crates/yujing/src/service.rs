@@ -6,7 +6,8 @@
 //! letters and source offsets commit in one store transaction (while a backlog is read,
 //! scores and alerts are brought up to date only every so often: [`crate::pace`]); the offsets are then stored
 //! in Kafka; finally the store's outbox (dead letters, transitions) and the changed district
-//! scores are published ([`crate::outbox`]). A crash anywhere replays at most the last
+//! scores are published ([`crate::outbox`]). The commit runs on the store writer's thread
+//! while the next batch is processed, one at a time ([`crate::writer`]). A crash anywhere replays at most the last
 //! batch, which the ledger turns into no-ops: at-least-once delivery, effectively
 //! exactly-once state. A failed delivery stays in the outbox and is retried with backoff
 //! while consumption goes on: no bad message and no broker hiccup stalls the pipeline.
@@ -230,8 +231,10 @@ pub async fn run(
             api.metrics.record_batch("kafka", &before, engine.stats(), &out, started.elapsed());
         }
         let processed = started.elapsed();
-        // 1. One store transaction for the batch, with its dead letters and the positions
-        // it consumed (on the writer's thread, after the batch before it).
+        // One store transaction for the batch, with its dead letters and the positions it
+        // consumed, on the writer's thread once the batch before it has committed. Then
+        // Kafka may forget the messages (`committed`), and the publisher delivers the
+        // outbox and the district scores of what changed.
         let letters = out
             .dead_letters
             .iter()
@@ -240,14 +243,13 @@ pub async fn run(
                 Ok(StoredDeadLetter { seq: 0, record, original: original(&batch, &d.position).to_vec() })
             })
             .collect::<Result<Vec<_>, serde_json::Error>>()?;
-        let waited = std::time::Instant::now();
+        let waiting = std::time::Instant::now();
         let previous = writer.wait()?;
-        let waited = waited.elapsed();
+        let waited = waiting.elapsed();
         let previous_ms = previous.as_ref().map_or(0, |c| c.took.as_millis() as u64);
         if let Some(c) = previous {
             committed(&source, alertmanager.as_ref(), &mut pacer, c)?;
         }
-        // 3. The district scores of what changed, published once the batch is durable.
         let touched = engine.take_touched_periods().into_iter().collect();
         let scores = score_records(&engine, &touched);
         let positions: Vec<Position> = batch.iter().map(|i| i.position.clone()).collect();
