@@ -109,7 +109,7 @@ enum Work {
 /// [`shutdown`](Self::shutdown) stops the publisher when it next looks for work; what it had
 /// not delivered stays in the store.
 pub struct PublisherHandle {
-    tx: mpsc::UnboundedSender<Work>,
+    waker: PublisherWaker,
     done: tokio::sync::oneshot::Receiver<PublishCounters>,
 }
 
@@ -138,31 +138,30 @@ impl PublisherHandle {
                 let _ = done_tx.send(counters);
             })
             .context("starting the publisher's thread")?;
-        Ok(PublisherHandle { tx, done })
+        Ok(PublisherHandle { waker: PublisherWaker { tx }, done })
     }
 
     /// Hands over district score records to publish.
     pub fn scores(&self, records: Vec<Record>) {
-        if !records.is_empty() {
-            let _ = self.tx.send(Work::Scores(records));
-        }
+        self.waker.scores(records);
     }
 
     /// Tells the publisher the store's outbox has something new.
     pub fn wake(&self) {
-        let _ = self.tx.send(Work::Wake);
+        self.waker.wake();
     }
 
     /// A handle that hands the publisher work from another thread (the store writer's).
+    /// [`shutdown`](Self::shutdown) ends the publisher only once every waker is dropped.
     pub fn waker(&self) -> PublisherWaker {
-        PublisherWaker { tx: self.tx.clone() }
+        self.waker.clone()
     }
 
     /// Delivers what it can within `within`, then stops; returns the counts (none if the
     /// time ran out: what was not delivered stays in the store for the next start).
     pub async fn shutdown(self, within: Duration) -> Option<PublishCounters> {
-        let PublisherHandle { tx, done } = self;
-        drop(tx);
+        let PublisherHandle { waker, done } = self;
+        drop(waker);
         match tokio::time::timeout(within, done).await {
             Ok(Ok(counters)) => Some(counters),
             Ok(Err(_)) => {

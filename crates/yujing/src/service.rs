@@ -283,6 +283,8 @@ pub async fn run(
     if let Some(c) = writer.wait()? {
         committed(&source, alertmanager.as_ref(), &mut pacer, c)?;
     }
+    // The writer holds a waker of the publisher: the publisher stops once every one is gone.
+    drop(writer);
     tracing::info!("shutting down: committing offsets and closing");
     readiness.abort();
     ready.store(false, Ordering::Relaxed);
