@@ -5,8 +5,8 @@
 
 use crate::Result;
 use crate::config::ScoreConfig;
+use foldhash::{HashMap, HashMapExt};
 use polars::prelude::*;
-use std::collections::HashMap;
 use yujing_model::{
     AggregateScore, CITY_CODE, CITY_NAME, Contributor, Grade, InstitutionScore, Level, Metric, Period, Region, Report,
     Sector, SectorScope, district,
@@ -215,38 +215,94 @@ fn member_key(a: &AggregateScore) -> Option<MemberKey> {
 
 /// Fills each aggregate's top contributors: the institutions adding the most points
 /// (exposure share × score), ties broken by institution id.
+///
+/// One pass over the rows keeps each aggregate's best five so far: the order is total, so
+/// this gives what sorting every member and taking the first five would, without holding
+/// a list of members per aggregate (a period's city aggregate has every row).
 fn add_contributors(rows: &[(&InstitutionScore, &Report)], out: &mut [AggregateScore]) {
-    let mut members: HashMap<MemberKey, Vec<&InstitutionScore>> = HashMap::new();
+    let index: HashMap<MemberKey, usize> =
+        out.iter().enumerate().filter_map(|(i, a)| Some((member_key(a)?, i))).collect();
+    let mut best: Vec<Vec<(f64, &InstitutionScore)>> = vec![Vec::new(); out.len()];
     for (s, _) in rows {
         let region = district(s.district_code).map_or(Region::MainUrban, |d| d.region);
         for (level, code, region) in
             [(Level::District, s.district_code, None), (Level::Region, 0, Some(region)), (Level::City, 0, None)]
         {
             for scope in [SectorScope::One(s.sector), SectorScope::All] {
-                members.entry((s.period, level, code, region, scope)).or_default().push(s);
+                let Some(&i) = index.get(&(s.period, level, code, region, scope)) else { continue };
+                let a = &out[i];
+                let weight =
+                    if a.exposure > 0.0 { s.exposure / a.exposure } else { 1.0 / f64::from(a.institutions.max(1)) };
+                keep_best(&mut best[i], (weight * s.score, s));
             }
         }
     }
-    for a in out.iter_mut() {
-        let Some(m) = member_key(a).and_then(|k| members.get(&k)) else {
-            continue;
-        };
-        let weight = |s: &InstitutionScore| {
-            if a.exposure > 0.0 { s.exposure / a.exposure } else { 1.0 / m.len() as f64 }
-        };
-        let mut ranked: Vec<(f64, &InstitutionScore)> = m.iter().map(|s| (weight(s) * s.score, *s)).collect();
-        let order = |x: &(f64, &InstitutionScore), y: &(f64, &InstitutionScore)| {
-            y.0.total_cmp(&x.0).then_with(|| x.1.institution_id.cmp(&y.1.institution_id))
-        };
-        // A total order, so selecting the first five and sorting them equals sorting all.
-        if ranked.len() > TOP_CONTRIBUTORS {
-            ranked.select_nth_unstable_by(TOP_CONTRIBUTORS - 1, order);
-            ranked.truncate(TOP_CONTRIBUTORS);
-        }
-        ranked.sort_by(order);
+    for (a, ranked) in out.iter_mut().zip(best) {
         a.top = ranked
             .into_iter()
             .map(|(points, s)| Contributor { institution_id: s.institution_id.to_string(), score: s.score, points })
             .collect();
+    }
+}
+
+/// The contributors' order: most points first, ties by institution id.
+fn contributor_order(x: &(f64, &InstitutionScore), y: &(f64, &InstitutionScore)) -> std::cmp::Ordering {
+    y.0.total_cmp(&x.0).then_with(|| x.1.institution_id.cmp(&y.1.institution_id))
+}
+
+/// Adds a candidate to a list of at most [`TOP_CONTRIBUTORS`] kept in order.
+fn keep_best<'a>(best: &mut Vec<(f64, &'a InstitutionScore)>, c: (f64, &'a InstitutionScore)) {
+    if best.len() == TOP_CONTRIBUTORS {
+        match best.last() {
+            Some(worst) if contributor_order(&c, worst).is_lt() => {
+                best.pop();
+            }
+            _ => return,
+        }
+    }
+    let at = best.partition_point(|x| contributor_order(x, &c).is_lt());
+    best.insert(at, c);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::Arc;
+    use yujing_model::score::OptF64;
+
+    fn score(id: usize, score: f64) -> InstitutionScore {
+        InstitutionScore {
+            institution_id: Arc::from(format!("I{id:03}")),
+            period: Period::new(2024, 1).unwrap(),
+            sector: Sector::Bank,
+            district_code: 500103,
+            indicators: Box::default(),
+            base_score: score,
+            trend_delta: OptF64::NONE,
+            trend_points: 0.0,
+            score,
+            grade: Grade::Normal,
+            exposure: 0.0,
+        }
+    }
+
+    proptest! {
+        /// Keeping the best five while walking the members gives what sorting them all and
+        /// taking the first five gives, ties on points included (few distinct points).
+        #[test]
+        fn keep_best_equals_sorting_all(points in proptest::collection::vec(0u8..6, 0..40)) {
+            let scores: Vec<InstitutionScore> =
+                points.iter().enumerate().map(|(i, p)| score(points.len() - i, f64::from(*p))).collect();
+            let mut best = Vec::new();
+            for s in &scores {
+                keep_best(&mut best, (s.score, s));
+            }
+            let mut all: Vec<(f64, &InstitutionScore)> = scores.iter().map(|s| (s.score, s)).collect();
+            all.sort_by(contributor_order);
+            all.truncate(TOP_CONTRIBUTORS);
+            let ids = |v: &[(f64, &InstitutionScore)]| v.iter().map(|(p, s)| (*p, s.institution_id.clone())).collect::<Vec<_>>();
+            prop_assert_eq!(ids(&best), ids(&all));
+        }
     }
 }

@@ -13,17 +13,16 @@
 
 use crate::engine::Engine;
 use crate::metrics::Metrics;
-use crate::peers::{DistrictSums, score_key};
+use crate::peers::score_key;
 use crate::service::KafkaConfig;
 use anyhow::{Context, Result};
-use foldhash::{HashMap, HashMapExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use yujing_ingest::kafka::{KafkaSink, Record, dead_letter_record};
-use yujing_model::{DeadLetter, Level, Period, Sector, SectorScope, Transition};
+use yujing_model::{DeadLetter, Level, Period, Transition};
 use yujing_store::{Delivery, Store, StoreConfig};
 
 /// The header naming the store an alert transition was published from (see
@@ -55,39 +54,18 @@ const TICK: Duration = Duration::from_secs(1);
 /// aggregate, plus the integer `sums` behind its ratios, so that other instances can
 /// recompute regions and the city exactly: [`crate::peers`]).
 pub fn score_records(engine: &Engine, periods: &BTreeSet<Period>) -> Vec<Record> {
-    let sums = district_sums(engine, periods);
     engine
         .aggregates()
         .filter(|a| a.level == Level::District && periods.contains(&a.period))
         .filter_map(|a| {
             let mut value = serde_json::to_value(a).ok()?;
             let code = a.entity_id.parse::<u32>().ok();
-            let s = code.and_then(|c| sums.get(&(c, a.sector, a.period))).copied().unwrap_or_default();
+            let s = code.map(|c| engine.district_sums(c, a.sector, a.period)).unwrap_or_default();
             value.as_object_mut()?.insert("sums".into(), serde_json::to_value(s).ok()?);
             let value = serde_json::to_vec(&value).ok()?;
             Some(Record { key: score_key(a), value, headers: Vec::new(), partition: None })
         })
         .collect()
-}
-
-/// The sums of each district, sector scope and period of `periods`, over the scored
-/// winning reports (as the scoring aggregates them).
-fn district_sums(engine: &Engine, periods: &BTreeSet<Period>) -> HashMap<(u32, SectorScope, Period), DistrictSums> {
-    let mut out: HashMap<(u32, SectorScope, Period), DistrictSums> = HashMap::new();
-    for &p in periods {
-        for sector in Sector::ALL {
-            for r in engine.ledger().sector_period(sector, p) {
-                if engine.score_at(&r.institution_id, p).is_none() {
-                    continue;
-                }
-                let s = DistrictSums::of(r);
-                for scope in [SectorScope::One(sector), SectorScope::All] {
-                    out.entry((r.district_code, scope, p)).or_default().add(s);
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Every period that has district scores.

@@ -12,6 +12,7 @@
 mod score;
 
 use crate::config::Config;
+use crate::peers::DistrictSums;
 use chrono::{DateTime, Datelike, FixedOffset};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use rayon::prelude::*;
@@ -111,6 +112,9 @@ pub struct Engine {
     inst_scores: HashMap<Arc<str>, PeriodMap<Arc<InstitutionScore>>>,
     aggregates: BTreeMap<AggKey, AggregateScore>,
     agg_at: HashMap<(u32, SectorScope, Period), DateTime<FixedOffset>>,
+    /// The integer sums behind each district aggregate's ratios, taken as the aggregates
+    /// are (published with the district scores: [`crate::outbox::score_records`]).
+    district_sums: HashMap<(u32, SectorScope, Period), DistrictSums>,
     due_through: Option<Period>,
     stats: Stats,
     touched_periods: BTreeSet<Period>,
@@ -162,6 +166,7 @@ impl Engine {
             inst_scores: HashMap::new(),
             aggregates: BTreeMap::new(),
             agg_at: HashMap::new(),
+            district_sums: HashMap::new(),
             due_through: None,
             stats: Stats::default(),
             touched_periods: BTreeSet::new(),
@@ -445,17 +450,22 @@ impl Engine {
             rows.clear();
             // The event time of each district aggregate: its latest winning submission.
             let mut at: HashMap<(u32, SectorScope), DateTime<FixedOffset>> = HashMap::new();
+            let mut sums: HashMap<(u32, SectorScope), DistrictSums> = HashMap::new();
             for sector in Sector::ALL {
                 for r in self.ledger.sector_period(sector, p) {
                     if let Some(s) = self.inst_scores.get(&*r.institution_id).and_then(|m| m.get(&p)) {
                         rows.push((&**s, r.as_ref()));
+                        let of = DistrictSums::of(r);
                         for scope in [SectorScope::One(sector), SectorScope::All] {
                             let t = at.entry((r.district_code, scope)).or_insert(r.submitted_at);
                             *t = (*t).max(r.submitted_at);
+                            sums.entry((r.district_code, scope)).or_default().add(of);
                         }
                     }
                 }
             }
+            self.district_sums.retain(|k, _| k.2 != p);
+            self.district_sums.extend(sums.into_iter().map(|((code, scope), s)| ((code, scope, p), s)));
             for ((code, scope), t) in at {
                 if self.agg_at.insert((code, scope, p), t) != Some(t) {
                     changed.insert((code.to_string(), scope));
@@ -612,6 +622,12 @@ impl Engine {
     /// Every aggregate, ordered by level, entity, sector scope and period.
     pub fn aggregates(&self) -> impl Iterator<Item = &AggregateScore> + '_ {
         self.aggregates.values()
+    }
+
+    /// The integer sums behind a district aggregate's ratios (see
+    /// [`DistrictSums`]); zero when the district has no scored report in the period.
+    pub fn district_sums(&self, district_code: u32, scope: SectorScope, period: Period) -> DistrictSums {
+        self.district_sums.get(&(district_code, scope, period)).copied().unwrap_or_default()
     }
 
     /// One aggregate.
