@@ -91,10 +91,44 @@ struct TopicStats {
 #[derive(Deserialize)]
 struct PartitionStats {
     partition: i32,
-    #[serde(default)]
+    #[serde(default = "unknown")]
     consumer_lag: i64,
     #[serde(default)]
     fetch_state: String,
+    #[serde(default = "unknown")]
+    hi_offset: i64,
+    #[serde(default = "unknown")]
+    next_offset: i64,
+    #[serde(default = "unknown")]
+    app_offset: i64,
+    #[serde(default)]
+    fetchq_cnt: i64,
+}
+
+fn unknown() -> i64 {
+    -1
+}
+
+impl PartitionStats {
+    /// The messages of the partition not yet handed over, -1 when unknown.
+    ///
+    /// librdkafka's `consumer_lag` counts from the committed offset, and there is none
+    /// before this group's first commit on the partition: then what is neither fetched nor
+    /// handed over is counted from the fetch position. An empty partition is not behind,
+    /// and a partition read in full into the fetch queue still is.
+    fn lag(&self) -> i64 {
+        if self.consumer_lag >= 0 {
+            self.consumer_lag
+        } else if self.hi_offset < 0 {
+            -1
+        } else if self.app_offset >= 0 {
+            (self.hi_offset - self.app_offset).max(0)
+        } else if self.next_offset >= 0 {
+            (self.hi_offset - self.next_offset).max(0) + self.fetchq_cnt.max(0)
+        } else {
+            -1
+        }
+    }
 }
 
 impl ClientContext for SourceContext {
@@ -114,7 +148,7 @@ impl ClientContext for SourceContext {
             t.partitions
                 .values()
                 .filter(|p| p.partition >= 0 && p.fetch_state == "active")
-                .map(|p| (p.partition, p.consumer_lag))
+                .map(|p| (p.partition, p.lag()))
                 .collect()
         });
         let lag = lags.as_ref().map(|l| l.values().map(|lag| (*lag).max(0)).sum::<i64>());
@@ -256,6 +290,29 @@ mod tests {
         assert_eq!(c.cells.lag.load(Ordering::Relaxed), -1);
         c.stats_raw(b"not json");
         assert!(!c.ready.load(Ordering::Relaxed));
+    }
+
+    /// Regression: before this group's first commit on a partition librdkafka reports its
+    /// lag as unknown, so a backlog not yet read looked like an empty partition.
+    #[test]
+    fn a_partition_never_committed_has_its_lag_counted_from_the_fetch_position() {
+        let c = context();
+        c.stats_raw(
+            br#"{"brokers":{},"topics":{"t":{"partitions":{
+            "0":{"partition":0,"consumer_lag":-1,"fetch_state":"active","hi_offset":900,"next_offset":0,"app_offset":-1001,"fetchq_cnt":0},
+            "1":{"partition":1,"consumer_lag":-1,"fetch_state":"active","hi_offset":900,"next_offset":900,"app_offset":-1001,"fetchq_cnt":700},
+            "2":{"partition":2,"consumer_lag":-1,"fetch_state":"active","hi_offset":900,"next_offset":900,"app_offset":850,"fetchq_cnt":50},
+            "3":{"partition":3,"consumer_lag":-1,"fetch_state":"active","hi_offset":0,"next_offset":0,"app_offset":-1001,"fetchq_cnt":0},
+            "4":{"partition":4,"consumer_lag":-1,"fetch_state":"active","hi_offset":-1001,"next_offset":0,"app_offset":-1001,"fetchq_cnt":0},
+            "5":{"partition":5,"consumer_lag":40,"fetch_state":"active","hi_offset":900,"next_offset":900,"app_offset":900,"fetchq_cnt":0}}}}}"#,
+        );
+        let lags = c.cells.partition_lags.lock().unwrap().clone();
+        assert_eq!(
+            lags,
+            BTreeMap::from([(0, 900), (1, 700), (2, 50), (3, 0), (4, -1), (5, 40)]),
+            "not fetched; fetched, not handed over; handed over in part; empty; not known; committed"
+        );
+        assert_eq!(c.cells.lag.load(Ordering::Relaxed), 1690);
     }
 
     #[test]

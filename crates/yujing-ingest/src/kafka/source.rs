@@ -62,7 +62,8 @@ pub struct KafkaSourceConfig {
     pub session_timeout: Duration,
     /// librdkafka settings passed through as they are (say `"fetch.wait.max.ms"`). Settings
     /// that yujing's delivery guarantee rests on (`enable.auto.commit`,
-    /// `enable.auto.offset.store`) cannot be changed here.
+    /// `enable.auto.offset.store`) or its watermark (`statistics.interval.ms`: each
+    /// partition's lag) cannot be changed here.
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
 }
@@ -142,11 +143,15 @@ impl KafkaSourceConfig {
                 ("auto.offset.reset", "earliest".into()),
                 ("session.timeout.ms", millis(self.session_timeout)),
                 ("queued.max.messages.kbytes", self.queued_max_messages_kbytes.to_string()),
-                ("statistics.interval.ms", "1000".into()),
                 ("auto.commit.interval.ms", "1000".into()),
             ],
             &self.extra,
-            &[("enable.auto.commit", "true"), ("enable.auto.offset.store", "false")],
+            // Statistics tell readiness and each partition's lag, which holds the watermark.
+            &[
+                ("enable.auto.commit", "true"),
+                ("enable.auto.offset.store", "false"),
+                ("statistics.interval.ms", "1000"),
+            ],
         )?;
         let name = format!("kafka:{}", self.topic);
         let ready = Arc::new(AtomicBool::new(false));
@@ -251,8 +256,9 @@ impl KafkaSource {
     }
 
     /// Each assigned partition's lag (messages behind its high watermark, counted from the
-    /// committed offset; -1 when not known yet), from the last statistics: at most a second
-    /// old. Empty before the first statistics.
+    /// committed offset, or from the fetch position before the first commit; -1 when not
+    /// known yet), from the last statistics: at most a second old. Empty before the first
+    /// statistics.
     pub fn partition_lags(&self) -> BTreeMap<i32, i64> {
         self.cells.partition_lags.lock().map(|l| l.clone()).unwrap_or_default()
     }
@@ -471,6 +477,10 @@ mod tests {
         cfg.extra.insert("enable.auto.offset.store".into(), "true".into());
         let err = cfg.build().unwrap_err();
         assert!(err.to_string().contains("enable.auto.offset.store"), "{err}");
+        let mut cfg = KafkaSourceConfig::default();
+        cfg.extra.insert("statistics.interval.ms".into(), "0".into());
+        let err = cfg.build().unwrap_err();
+        assert!(err.to_string().contains("statistics.interval.ms"), "{err}");
         let cfg = KafkaSourceConfig { batch_max_messages: 0, ..Default::default() };
         assert!(cfg.build().is_err());
     }
