@@ -48,6 +48,10 @@ impl Default for LedgerSettings {
     }
 }
 
+/// Where [`Ledger::freeze_watermark`] holds the watermark of a ledger that has seen nothing:
+/// before the deadline of any period a report can be for (1900-01-01 UTC).
+pub const BEFORE_ANY_DEADLINE: DateTime<chrono::Utc> = DateTime::from_timestamp_nanos(-2_208_988_800_000_000_000);
+
 /// One institution and period: the winning report and every `report_id` seen for it.
 #[derive(Debug, Clone)]
 struct Slot {
@@ -260,6 +264,18 @@ impl Ledger {
             (at, _) => at,
         };
         self.held_max() != before
+    }
+
+    /// Holds the watermark where it is now, or before every deadline when nothing has been
+    /// seen yet ([`BEFORE_ANY_DEADLINE`]): until the hold is raised or released, no further
+    /// deadline passes. Returns whether the watermark moved (never).
+    ///
+    /// A consumer holds it so while it cannot tell how far behind its partitions are: before
+    /// its first statistics, or while a partition with messages waiting has not been read
+    /// from at all.
+    pub fn freeze_watermark(&mut self) -> bool {
+        let at = self.held_max().unwrap_or_else(|| BEFORE_ANY_DEADLINE.fixed_offset());
+        self.hold_watermark(Some(at))
     }
 
     /// Applies a validated report.

@@ -22,7 +22,9 @@
 pub mod ledger;
 pub mod sqlite;
 
-pub use ledger::{Expected, InstitutionRecord, Ledger, LedgerCounts, LedgerSettings, Outcome, SlotState};
+pub use ledger::{
+    BEFORE_ANY_DEADLINE, Expected, InstitutionRecord, Ledger, LedgerCounts, LedgerSettings, Outcome, SlotState,
+};
 pub use sqlite::{AuditRecord, BatchWrite, Checkpoint, Delivery, Store, StoreConfig, StoredDeadLetter};
 
 /// Errors of the store.

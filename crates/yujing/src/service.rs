@@ -170,6 +170,10 @@ pub async fn run(
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let mut pacer = crate::pace::Pacer::new(config.ingest.settle_interval);
+    // No deadline passes before the first statistics tell how far behind each partition is:
+    // a backlog's first batches would otherwise make the institutions of the partitions not
+    // yet read look late.
+    engine.freeze_watermark();
     // On a stop, one last round with no batch settles what is still unsettled.
     let mut stopping = false;
     loop {
@@ -204,10 +208,11 @@ pub async fn run(
         }
         // While some partitions are behind, the watermark trails the one furthest behind;
         // once none is (or on a stop) it is the latest submission seen (DESIGN §7). Until
-        // the first statistics tell the lags, the hold stays where it is (as restored).
+        // the first statistics tell the lags, the hold stays where it is (frozen at start).
         let due_moved = match next_hold(stopping, engine.submitted_by_partition(), &source.partition_lags()) {
-            Some(hold) => engine.hold_watermark(hold),
-            None => false,
+            Hold::Leave => false,
+            Hold::Freeze => engine.freeze_watermark(),
+            Hold::At(hold) => engine.hold_watermark(hold),
         };
         // A full batch means a backlog: its scores and alerts may wait (crate::pace).
         let settle = if batch.is_empty() {
@@ -317,20 +322,34 @@ fn committed(
     Ok(())
 }
 
-/// The watermark's next hold (`None`: leave it as it is): released on a stop; left alone
-/// until the first statistics tell the lags (a restored hold stays); otherwise
-/// [`watermark_hold`].
+/// What to do with the watermark's hold after a batch ([`next_hold`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Leave it as it is.
+    Leave,
+    /// Hold the watermark where it is ([`yujing_store::Ledger::freeze_watermark`]).
+    Freeze,
+    /// Hold it at this submission (`None`: release it).
+    At(Option<chrono::DateTime<chrono::FixedOffset>>),
+}
+
+/// The watermark's next hold: released on a stop; left alone until the first statistics
+/// tell the lags (the service freezes it at its start); frozen while a partition that is
+/// behind (or whose lag is not known) has not been read from at all, since its first
+/// message may be older than anything read; otherwise [`watermark_hold`].
 fn next_hold(
     stopping: bool,
     submitted: &std::collections::BTreeMap<i32, chrono::DateTime<chrono::FixedOffset>>,
     lags: &std::collections::BTreeMap<i32, i64>,
-) -> Option<Option<chrono::DateTime<chrono::FixedOffset>>> {
+) -> Hold {
     if stopping {
-        Some(None)
+        Hold::At(None)
     } else if lags.is_empty() {
-        None
+        Hold::Leave
+    } else if lags.iter().any(|(p, lag)| *lag != 0 && !submitted.contains_key(p)) {
+        Hold::Freeze
     } else {
-        Some(watermark_hold(submitted, lags))
+        Hold::At(watermark_hold(submitted, lags))
     }
 }
 
@@ -397,7 +416,7 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::{next_hold, watermark_hold};
+    use super::{Hold, next_hold, watermark_hold};
     use chrono::{DateTime, FixedOffset};
     use std::collections::BTreeMap;
 
@@ -421,8 +440,22 @@ mod tests {
     fn a_stop_releases_the_hold_and_no_statistics_leave_it_as_it_is() {
         let submitted = BTreeMap::from([(0, at(20)), (1, at(12))]);
         let behind = BTreeMap::from([(0, 0), (1, 40)]);
-        assert_eq!(next_hold(true, &submitted, &behind), Some(None), "a stop releases it");
-        assert_eq!(next_hold(false, &submitted, &BTreeMap::new()), None, "no statistics yet: a restored hold stays");
-        assert_eq!(next_hold(false, &submitted, &behind), Some(Some(at(12))));
+        assert_eq!(next_hold(true, &submitted, &behind), Hold::At(None), "a stop releases it");
+        assert_eq!(next_hold(false, &submitted, &BTreeMap::new()), Hold::Leave, "no statistics yet: it stays frozen");
+        assert_eq!(next_hold(false, &submitted, &behind), Hold::At(Some(at(12))));
+    }
+
+    /// Regression: a partition behind that nothing had been read from did not count, so
+    /// the partitions read first moved the watermark past deadlines whose reports were still
+    /// waiting in it (22,947 transitions in the first settle of the e2e backlog).
+    #[test]
+    fn a_partition_behind_and_not_yet_read_freezes_the_watermark() {
+        let submitted = BTreeMap::from([(0, at(20)), (1, at(12))]);
+        let lags = |l: &[(i32, i64)]| l.iter().copied().collect::<BTreeMap<_, _>>();
+        assert_eq!(next_hold(false, &submitted, &lags(&[(0, 0), (1, 4), (2, 9)])), Hold::Freeze);
+        assert_eq!(next_hold(false, &submitted, &lags(&[(0, 0), (1, 4), (2, -1)])), Hold::Freeze, "lag not known");
+        assert_eq!(next_hold(false, &submitted, &lags(&[(0, 0), (1, 4), (2, 0)])), Hold::At(Some(at(12))), "empty");
+        assert_eq!(next_hold(false, &submitted, &lags(&[(0, 0), (1, 0), (2, 0)])), Hold::At(None));
+        assert_eq!(next_hold(true, &submitted, &lags(&[(2, 9)])), Hold::At(None), "a stop releases it");
     }
 }

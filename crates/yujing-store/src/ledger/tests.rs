@@ -131,6 +131,30 @@ fn a_held_watermark_trails_the_hold_never_moves_back_and_follows_the_latest_once
 }
 
 #[test]
+fn a_frozen_watermark_stays_where_it_was_until_raised_or_released() {
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
+    let mut fresh = Ledger::new(LedgerSettings::default());
+    assert!(!fresh.freeze_watermark());
+    fresh.apply(report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00"));
+    assert_eq!(fresh.watermark(), Some(BEFORE_ANY_DEADLINE.fixed_offset()), "frozen before anything was seen");
+    assert_eq!(
+        fresh.expected("A"),
+        vec![(Period::new(2020, 1).unwrap(), Expected::OnTime { at: at("2020-02-10T10:00:00+08:00") })],
+        "what was reported still shows, nothing is missing"
+    );
+    assert!(fresh.hold_watermark(Some(at("2020-02-01T00:00:00+08:00"))), "raised");
+    assert_eq!(fresh.watermark(), Some(at("2020-02-01T00:00:00+08:00")));
+
+    let mut seen = Ledger::new(LedgerSettings::default());
+    seen.apply(report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00"));
+    assert!(!seen.freeze_watermark());
+    seen.apply(report("B", "2020-03", 1, 5.0, "2020-04-10T10:00:00+08:00"));
+    assert_eq!(seen.watermark(), Some(at("2020-02-10T10:00:00+08:00")), "frozen where it was");
+    assert!(seen.hold_watermark(None), "released");
+    assert_eq!(seen.watermark(), Some(at("2020-04-10T10:00:00+08:00")));
+}
+
+#[test]
 fn a_correction_after_the_deadline_does_not_make_a_report_late() {
     let mut l = Ledger::new(LedgerSettings::default());
     l.apply(report("A", "2020-01", 2, 6.0, "2020-03-01T10:00:00+08:00"));

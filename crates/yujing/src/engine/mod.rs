@@ -286,6 +286,13 @@ impl Engine {
         self.due_period() != self.due_through
     }
 
+    /// Holds the ledger's watermark where it is ([`Ledger::freeze_watermark`]); returns
+    /// what [`Engine::hold_watermark`] does (a freeze itself moves nothing).
+    pub fn freeze_watermark(&mut self) -> bool {
+        self.ledger.freeze_watermark();
+        self.due_period() != self.due_through
+    }
+
     /// Brings everything derived up to date with the ledger: re-scores what the ingested
     /// reports touched, re-aggregates, re-derives the affected alert histories and returns
     /// the alert transitions to publish.
