@@ -174,6 +174,7 @@ pub async fn run(
     // a backlog's first batches would otherwise make the institutions of the partitions not
     // yet read look late.
     engine.freeze_watermark();
+    let mut hold_kind = "frozen";
     // On a stop, one last round with no batch settles what is still unsettled.
     let mut stopping = false;
     loop {
@@ -209,7 +210,16 @@ pub async fn run(
         // While some partitions are behind, the watermark trails the one furthest behind;
         // once none is (or on a stop) it is the latest submission seen (DESIGN §7). Until
         // the first statistics tell the lags, the hold stays where it is (frozen at start).
-        let due_moved = match next_hold(stopping, engine.submitted_by_partition(), &source.partition_lags()) {
+        let lags = source.partition_lags();
+        let hold = next_hold(stopping, engine.submitted_by_partition(), &lags);
+        if let Some(kind) = hold.kind()
+            && kind != hold_kind
+        {
+            // A watermark that stays frozen keeps every missing report from being noticed.
+            tracing::info!(hold = kind, from = hold_kind, ?lags, "watermark hold changed");
+            hold_kind = kind;
+        }
+        let due_moved = match hold {
             Hold::Leave => false,
             Hold::Freeze => engine.freeze_watermark(),
             Hold::At(hold) => engine.hold_watermark(hold),
@@ -331,6 +341,18 @@ enum Hold {
     Freeze,
     /// Hold it at this submission (`None`: release it).
     At(Option<chrono::DateTime<chrono::FixedOffset>>),
+}
+
+impl Hold {
+    /// What the hold becomes, for the log (`None`: it stays as it is).
+    fn kind(self) -> Option<&'static str> {
+        match self {
+            Hold::Leave => None,
+            Hold::Freeze => Some("frozen"),
+            Hold::At(Some(_)) => Some("trailing"),
+            Hold::At(None) => Some("released"),
+        }
+    }
 }
 
 /// The watermark's next hold: released on a stop; left alone until the first statistics
