@@ -286,9 +286,10 @@ impl Publisher {
         if self.next_try.is_some_and(|t| Instant::now() < t) {
             return Ok(());
         }
+        // Alerts first: someone is waiting for them, and each kind waits for its acks.
         let mut failed = false;
-        failed |= self.dead_letters(store, sink).await?;
         failed |= self.transitions(store, sink).await?;
+        failed |= self.dead_letters(store, sink).await?;
         failed |= self.scores(sink).await;
         if failed {
             self.next_try = Some(Instant::now() + self.backoff);
