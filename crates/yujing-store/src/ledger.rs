@@ -379,6 +379,11 @@ impl Ledger {
         self.by_sector_period.get(&(sector, period)).into_iter().flat_map(|m| m.iter().map(|r| &r.0))
     }
 
+    /// How many winning reports one sector and period holds.
+    pub fn sector_period_len(&self, sector: Sector, period: Period) -> usize {
+        self.by_sector_period.get(&(sector, period)).map_or(0, BTreeSet::len)
+    }
+
     /// Every sector-period holding a report, in no particular order.
     pub fn sector_periods(&self) -> impl Iterator<Item = (Sector, Period)> + '_ {
         self.by_sector_period.keys().copied()

@@ -110,6 +110,8 @@ pub struct Engine {
     rules: RulePack,
     book: AlertBook,
     inst_scores: HashMap<Arc<str>, PeriodMap<Arc<InstitutionScore>>>,
+    /// How many scores `inst_scores` holds for each sector-period.
+    scores_held: HashMap<(Sector, Period), usize>,
     aggregates: BTreeMap<AggKey, AggregateScore>,
     agg_at: HashMap<(u32, SectorScope, Period), DateTime<FixedOffset>>,
     /// The integer sums behind each district aggregate's ratios, taken as the aggregates
@@ -164,6 +166,7 @@ impl Engine {
             rules,
             book: AlertBook::new(),
             inst_scores: HashMap::new(),
+            scores_held: HashMap::new(),
             aggregates: BTreeMap::new(),
             agg_at: HashMap::new(),
             district_sums: HashMap::new(),

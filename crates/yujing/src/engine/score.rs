@@ -105,11 +105,25 @@ impl Engine {
 
     /// Whether every report of a sector-period but those of `except` has a score held: what
     /// scoring just those institutions needs (always so, unless a settle failed).
+    ///
+    /// Counted, not walked: the reports without a score must all be among `except`.
     fn scored_but(&self, sector: Sector, period: Period, except: &Ids) -> bool {
-        self.ledger.sector_period(sector, period).all(|r| {
-            except.contains(&r.institution_id)
-                || self.inst_scores.get(&*r.institution_id).is_some_and(|m| m.get(&period).is_some())
-        })
+        let held = |id: &str| self.inst_scores.get(id).is_some_and(|m| m.get(&period).is_some());
+        let reports = self.ledger.sector_period_len(sector, period);
+        let scored = self.scores_held.get(&(sector, period)).copied().unwrap_or(0);
+        let unscored_excepted = except
+            .iter()
+            .filter(|id| self.ledger.report(id, period).is_some_and(|r| r.sector == sector) && !held(id))
+            .count();
+        let counted = reports.checked_sub(scored) == Some(unscored_excepted);
+        debug_assert_eq!(
+            counted,
+            self.ledger
+                .sector_period(sector, period)
+                .all(|r| except.contains(&r.institution_id) || held(&r.institution_id)),
+            "the scores held for {sector} {period} are miscounted"
+        );
+        counted
     }
 
     /// [`Engine::score_periods`] for some of the periods.
@@ -301,8 +315,10 @@ impl Engine {
             note_change(&mut self.pending_from, &id, period);
             entities.insert(id);
         }
-        if let (false, Some(new)) = (same, new) {
-            slot.insert(period, Arc::new(new));
+        if let (false, Some(new)) = (same, new)
+            && slot.insert(period, Arc::new(new)).is_none()
+        {
+            *self.scores_held.entry((sector, period)).or_default() += 1;
         }
     }
 }
