@@ -286,13 +286,18 @@ impl Engine {
     /// does the next settle have something to do for it.
     pub fn hold_watermark(&mut self, at: Option<DateTime<FixedOffset>>) -> bool {
         self.ledger.hold_watermark(at);
-        self.due_period() != self.due_through
+        self.due_moved()
     }
 
     /// Holds the ledger's watermark where it is ([`Ledger::freeze_watermark`]); returns
     /// what [`Engine::hold_watermark`] does (a freeze itself moves nothing).
     pub fn freeze_watermark(&mut self) -> bool {
         self.ledger.freeze_watermark();
+        self.due_moved()
+    }
+
+    /// Whether the due period differs from the one the last settle derived with.
+    fn due_moved(&self) -> bool {
         self.due_period() != self.due_through
     }
 
