@@ -5,7 +5,8 @@
 //! drives missing-report detection (DESIGN §4, §7).
 
 use chrono::{DateTime, Duration, FixedOffset};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use foldhash::HashMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use yujing_model::period::PeriodMap;
 use yujing_model::{Metric, Period, Reason, Rejection, Report, Sector};
@@ -145,9 +146,9 @@ pub struct LedgerCounts {
 /// The winning reports of each sector-period, by institution.
 type BySectorPeriod = HashMap<(Sector, Period), BTreeSet<ByInstitution>>;
 
-/// A winning report in its sector-period's set, ordered and found by its institution's id.
-/// The report holds the id: a map keyed by it would hold it a second time, for each of a
-/// million reports.
+/// A winning report in its sector-period's set, ordered by its institution's id. The report
+/// holds the id: a map keyed by it would hold it a second time, for each of a million
+/// reports.
 #[derive(Debug, Clone)]
 struct ByInstitution(Arc<Report>);
 
@@ -171,18 +172,17 @@ impl Ord for ByInstitution {
     }
 }
 
-impl std::borrow::Borrow<str> for ByInstitution {
-    fn borrow(&self) -> &str {
-        &self.0.institution_id
-    }
-}
-
 /// The in-memory ledger. Every method is deterministic; the final state depends only on the
 /// set of reports applied, not on their order, except which of two equal revisions wins.
 #[derive(Debug, Default)]
 pub struct Ledger {
     settings: LedgerSettings,
-    institutions: BTreeMap<Arc<str>, InstitutionRecord>,
+    /// Every institution, found by id in one hash (a tree of string keys cost a dozen
+    /// string comparisons for each report applied).
+    institutions: HashMap<Arc<str>, InstitutionRecord>,
+    /// The institutions' ids in order, for walking them in order (added to only when an
+    /// institution is first seen).
+    ids: BTreeSet<Arc<str>>,
     /// The winning reports of each sector-period by institution (the same reports as the
     /// records', shared): scoring reads whole sector-periods.
     by_sector_period: BySectorPeriod,
@@ -325,6 +325,9 @@ impl Ledger {
             Some((k, _)) => k.clone(),
             None => report.institution_id.clone(),
         };
+        if !self.institutions.contains_key(&*key) {
+            self.ids.insert(key.clone());
+        }
         let rec = self.institutions.entry(key.clone()).or_insert_with(|| InstitutionRecord {
             institution_id: key.clone(),
             sector: report.sector,
@@ -355,6 +358,7 @@ impl Ledger {
             periods: PeriodMap::new(),
             shared_name: report.institution_name.clone(),
         };
+        self.ids.insert(key.clone());
         let rec = self.institutions.entry(key).or_insert(rec);
         apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report)
     }
@@ -366,7 +370,7 @@ impl Ledger {
 
     /// Every institution, by id.
     pub fn institutions(&self) -> impl Iterator<Item = &InstitutionRecord> + '_ {
-        self.institutions.values()
+        self.ids.iter().filter_map(|id| self.institutions.get(id))
     }
 
     /// The winning report of an institution and period.
