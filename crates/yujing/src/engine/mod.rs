@@ -143,6 +143,15 @@ pub struct Engine {
     submitted_by_partition: BTreeMap<i32, DateTime<FixedOffset>>,
 }
 
+/// One period's aggregates as [`Engine::aggregate_period`] takes them.
+struct PeriodAggregates {
+    /// Each district aggregate's event time: its latest winning submission.
+    at: HashMap<(u32, SectorScope), DateTime<FixedOffset>>,
+    /// Each district's integer sums behind its ratios.
+    sums: HashMap<(u32, SectorScope), DistrictSums>,
+    aggregates: Vec<AggregateScore>,
+}
+
 /// What the last derivation of an institution's alert history leaves to resume from.
 struct Memo {
     /// The periods after whose point every rule was quiet, ascending (see
@@ -456,29 +465,15 @@ impl Engine {
         let periods: BTreeSet<Period> = touched.iter().map(|(_, p)| *p).collect();
         self.touched_periods.extend(&periods);
         let mut changed = BTreeSet::new();
-        // A period at a time: the sums are exact integer sums and the top contributors a
-        // total order, so a period's aggregates do not depend on what else was touched, and
-        // the rows and columns held at once are one period's (a backlog's settle touches
-        // every period, a million rows).
-        let mut rows: Vec<(&InstitutionScore, &Report)> = Vec::new();
-        for &p in &periods {
-            rows.clear();
-            // The event time of each district aggregate: its latest winning submission.
-            let mut at: HashMap<(u32, SectorScope), DateTime<FixedOffset>> = HashMap::new();
-            let mut sums: HashMap<(u32, SectorScope), DistrictSums> = HashMap::new();
-            for sector in Sector::ALL {
-                for r in self.ledger.sector_period(sector, p) {
-                    if let Some(s) = self.inst_scores.get(&*r.institution_id).and_then(|m| m.get(&p)) {
-                        rows.push((&**s, r.as_ref()));
-                        let of = DistrictSums::of(r);
-                        for scope in [SectorScope::One(sector), SectorScope::All] {
-                            let t = at.entry((r.district_code, scope)).or_insert(r.submitted_at);
-                            *t = (*t).max(r.submitted_at);
-                            sums.entry((r.district_code, scope)).or_default().add(of);
-                        }
-                    }
-                }
-            }
+        // Periods in parallel, each on its own: the sums are exact integer sums and the top
+        // contributors a total order, so a period's aggregates do not depend on what else
+        // was touched; they are taken in period order below. The rows held at once are
+        // those of the periods being aggregated (a backlog's settle touches every period,
+        // a million rows).
+        let periods: Vec<Period> = periods.into_iter().collect();
+        let aggregated: Vec<PeriodAggregates> =
+            periods.par_iter().map(|&p| self.aggregate_period(p)).collect::<Result<_, EngineError>>()?;
+        for (&p, PeriodAggregates { at, sums, aggregates }) in periods.iter().zip(aggregated) {
             self.district_sums.retain(|k, _| k.2 != p);
             self.district_sums.extend(sums.into_iter().map(|((code, scope), s)| ((code, scope, p), s)));
             for ((code, scope), t) in at {
@@ -486,7 +481,7 @@ impl Engine {
                     changed.insert((code.to_string(), scope));
                 }
             }
-            for a in yujing_score::aggregate(&self.score, &rows)? {
+            for a in aggregates {
                 let key: AggKey = (a.level, a.entity_id.clone(), a.sector, a.period);
                 if self.aggregates.get(&key) != Some(&a) {
                     if a.level == Level::District {
@@ -497,6 +492,29 @@ impl Engine {
             }
         }
         Ok(changed)
+    }
+
+    /// A period's aggregates from the scores held, with each district's event time (its
+    /// latest winning submission) and integer sums.
+    fn aggregate_period(&self, p: Period) -> Result<PeriodAggregates, EngineError> {
+        let mut rows: Vec<(&InstitutionScore, &Report)> = Vec::new();
+        let mut at: HashMap<(u32, SectorScope), DateTime<FixedOffset>> = HashMap::new();
+        let mut sums: HashMap<(u32, SectorScope), DistrictSums> = HashMap::new();
+        for sector in Sector::ALL {
+            for r in self.ledger.sector_period(sector, p) {
+                if let Some(s) = self.inst_scores.get(&*r.institution_id).and_then(|m| m.get(&p)) {
+                    rows.push((&**s, r.as_ref()));
+                    let of = DistrictSums::of(r);
+                    for scope in [SectorScope::One(sector), SectorScope::All] {
+                        let t = at.entry((r.district_code, scope)).or_insert(r.submitted_at);
+                        *t = (*t).max(r.submitted_at);
+                        sums.entry((r.district_code, scope)).or_default().add(of);
+                    }
+                }
+            }
+        }
+        let aggregates = yujing_score::aggregate(&self.score, &rows)?;
+        Ok(PeriodAggregates { at, sums, aggregates })
     }
 
     /// The latest period whose report deadline the watermark has passed.
