@@ -316,7 +316,8 @@ impl Engine {
     pub fn settle(&mut self) -> Result<Vec<Transition>, EngineError> {
         let (started, scored_before, rebaselined_before) = (Instant::now(), self.stats.scored, self.stats.rebaselined);
         let mut changed = std::mem::take(&mut self.pending_changed);
-        let mut entities: BTreeSet<Arc<str>> = std::mem::take(&mut self.pending_entities).into_iter().collect();
+        // A hash set: a backlog's settle adds each institution once for every score it keeps.
+        let mut entities: Ids = std::mem::take(&mut self.pending_entities);
         let due = self.due_period();
         if due != self.due_through {
             // A report deadline passed: the periods that became due are scored against their
@@ -372,18 +373,15 @@ impl Engine {
 
     /// Re-derives the alert histories of institutions and districts and reconciles them
     /// with the book (which notes the alerts whose view changed, for the store).
-    fn rederive(
-        &mut self,
-        institutions: &BTreeSet<Arc<str>>,
-        districts: BTreeSet<(String, SectorScope)>,
-    ) -> Vec<Transition> {
+    fn rederive(&mut self, institutions: &Ids, districts: BTreeSet<(String, SectorScope)>) -> Vec<Transition> {
         // Building a series and deriving its alerts reads shared state only, so entities are
         // derived in parallel; the book then reconciles them one by one, in key order.
         // An institution's history is derived again only from its last quiet period before
         // the first point that changed: the state there is the initial one, and the alerts
         // opened up to it are closed and cannot change.
         let from = std::mem::take(&mut self.pending_from);
-        let institutions: Vec<&Arc<str>> = institutions.iter().collect();
+        let mut institutions: Vec<&Arc<str>> = institutions.iter().collect();
+        institutions.sort_unstable();
         let (mut transitions, mut derived_n, mut resumed) = (Vec::new(), 0, 0);
         // A chunk at a time: the derived histories are held only until the book has them
         // (a backlog's settle re-derives tens of thousands of institutions).

@@ -34,7 +34,7 @@ impl Engine {
     pub(super) fn rescore(
         &mut self,
         mut changed: Pending,
-        entities: &mut BTreeSet<Arc<str>>,
+        entities: &mut Ids,
     ) -> Result<BTreeSet<(Sector, Period)>, EngineError> {
         // A change also moves the next period's trend: the same institutions' changes there.
         for ((s, p), insts) in changed.clone() {
@@ -87,12 +87,7 @@ impl Engine {
     /// Scores periods of one sector, each against its baseline and for the given
     /// institutions (`None`: all); keeps the baselines taken and adds every institution
     /// whose score changed to `entities`.
-    fn score_periods(
-        &mut self,
-        sector: Sector,
-        periods: &PeriodWork,
-        entities: &mut BTreeSet<Arc<str>>,
-    ) -> Result<(), EngineError> {
+    fn score_periods(&mut self, sector: Sector, periods: &PeriodWork, entities: &mut Ids) -> Result<(), EngineError> {
         // A few periods at a time: a period's scores depend only on its rows, the rows of
         // the period before and its baseline, so the result is the same, and the frames and
         // scores held at once are a few periods' (a backlog's settle scores every period).
@@ -131,7 +126,7 @@ impl Engine {
         &mut self,
         sector: Sector,
         periods: &[(&Period, &(Baseline, Option<Ids>))],
-        entities: &mut BTreeSet<Arc<str>>,
+        entities: &mut Ids,
     ) -> Result<(), EngineError> {
         let step = sector.cadence_months();
         // Each period in part (its changed institutions) or in full. In part, the other
@@ -274,7 +269,7 @@ impl Engine {
         period: Period,
         new: Option<InstitutionScore>,
         moved: &BTreeMap<Period, Option<TrendBaseline>>,
-        entities: &mut BTreeSet<Arc<str>>,
+        entities: &mut Ids,
     ) {
         let slot = self.inst_scores.entry(id.clone()).or_default();
         let old = slot.get(&period);
