@@ -323,11 +323,11 @@ impl Ledger {
         self.observe(report.submitted_at);
         let key: Arc<str> = match self.institutions.get_key_value(&*report.institution_id) {
             Some((k, _)) => k.clone(),
-            None => report.institution_id.clone(),
+            None => {
+                self.ids.insert(report.institution_id.clone());
+                report.institution_id.clone()
+            }
         };
-        if !self.institutions.contains_key(&*key) {
-            self.ids.insert(key.clone());
-        }
         let rec = self.institutions.entry(key.clone()).or_insert_with(|| InstitutionRecord {
             institution_id: key.clone(),
             sector: report.sector,

@@ -149,6 +149,7 @@ struct PeriodAggregates {
     at: HashMap<(u32, SectorScope), DateTime<FixedOffset>>,
     /// Each district's integer sums behind its ratios.
     sums: HashMap<(u32, SectorScope), DistrictSums>,
+    /// The period's aggregates at every level.
     aggregates: Vec<AggregateScore>,
 }
 
