@@ -145,10 +145,9 @@ pub struct Engine {
 
 /// One period's aggregates as [`Engine::aggregate_period`] takes them.
 struct PeriodAggregates {
-    /// Each district aggregate's event time: its latest winning submission.
-    at: HashMap<(u32, SectorScope), DateTime<FixedOffset>>,
-    /// Each district's integer sums behind its ratios.
-    sums: HashMap<(u32, SectorScope), DistrictSums>,
+    /// Each district aggregate's event time (its latest winning submission) and the
+    /// integer sums behind its ratios.
+    districts: HashMap<(u32, SectorScope), (DateTime<FixedOffset>, DistrictSums)>,
     /// The period's aggregates at every level.
     aggregates: Vec<AggregateScore>,
 }
@@ -472,10 +471,10 @@ impl Engine {
         let periods: Vec<Period> = periods.into_iter().collect();
         let aggregated: Vec<PeriodAggregates> =
             periods.par_iter().map(|&p| self.aggregate_period(p)).collect::<Result<_, EngineError>>()?;
-        for (&p, PeriodAggregates { at, sums, aggregates }) in periods.iter().zip(aggregated) {
+        for (&p, PeriodAggregates { districts, aggregates }) in periods.iter().zip(aggregated) {
             self.district_sums.retain(|k, _| k.2 != p);
-            self.district_sums.extend(sums.into_iter().map(|((code, scope), s)| ((code, scope, p), s)));
-            for ((code, scope), t) in at {
+            for ((code, scope), (t, sums)) in districts {
+                self.district_sums.insert((code, scope, p), sums);
                 if self.agg_at.insert((code, scope, p), t) != Some(t) {
                     changed.insert((code.to_string(), scope));
                 }
@@ -497,23 +496,24 @@ impl Engine {
     /// latest winning submission) and integer sums.
     fn aggregate_period(&self, p: Period) -> Result<PeriodAggregates, EngineError> {
         let mut rows: Vec<(&InstitutionScore, &Report)> = Vec::new();
-        let mut at: HashMap<(u32, SectorScope), DateTime<FixedOffset>> = HashMap::new();
-        let mut sums: HashMap<(u32, SectorScope), DistrictSums> = HashMap::new();
+        let mut districts: HashMap<(u32, SectorScope), (DateTime<FixedOffset>, DistrictSums)> = HashMap::new();
         for sector in Sector::ALL {
             for r in self.ledger.sector_period(sector, p) {
                 if let Some(s) = self.inst_scores.get(&*r.institution_id).and_then(|m| m.get(&p)) {
                     rows.push((&**s, r.as_ref()));
                     let of = DistrictSums::of(r);
                     for scope in [SectorScope::One(sector), SectorScope::All] {
-                        let t = at.entry((r.district_code, scope)).or_insert(r.submitted_at);
+                        let (t, sums) = districts
+                            .entry((r.district_code, scope))
+                            .or_insert((r.submitted_at, DistrictSums::default()));
                         *t = (*t).max(r.submitted_at);
-                        sums.entry((r.district_code, scope)).or_default().add(of);
+                        sums.add(of);
                     }
                 }
             }
         }
         let aggregates = yujing_score::aggregate(&self.score, &rows)?;
-        Ok(PeriodAggregates { at, sums, aggregates })
+        Ok(PeriodAggregates { districts, aggregates })
     }
 
     /// The latest period whose report deadline the watermark has passed.
