@@ -2,11 +2,19 @@
 //!
 //! Ratios are recomputed from sums, as official statistics are (Σnpl / Σloans, not the mean
 //! of ratios); scores are exposure-weighted means of institution scores.
+//!
+//! An [`Aggregation`] holds what the aggregates are made of: exact integer sums and each
+//! aggregate's top contributors. It is taken in full with polars ([`Aggregation::of`]), and a
+//! live batch brings it up to date row by row ([`Aggregation::update`]) instead of taking a
+//! whole period again; both give the same aggregates.
 
 use crate::Result;
 use crate::config::ScoreConfig;
+use chrono::{DateTime, FixedOffset};
 use foldhash::{HashMap, HashMapExt};
 use polars::prelude::*;
+use std::cmp::Ordering;
+use std::sync::Arc;
 use yujing_model::{
     AggregateScore, CITY_CODE, CITY_NAME, Contributor, Grade, InstitutionScore, Level, Metric, Period, Region, Report,
     Sector, SectorScope, district,
@@ -57,71 +65,364 @@ impl Sums {
             self.sums[k] += o.sums[k];
         }
     }
+
+    fn sub(&mut self, o: &Sums) {
+        self.institutions -= o.institutions;
+        self.exposure -= o.exposure;
+        self.weighted -= o.weighted;
+        self.score_sum -= o.score_sum;
+        for k in 0..5 {
+            self.grades[k] -= o.grades[k];
+        }
+        for k in 0..6 {
+            self.sums[k] -= o.sums[k];
+        }
+    }
+
+    /// One row's sums, as the polars pass takes them.
+    fn of((s, r): Row) -> Sums {
+        let mut grades = [0; 5];
+        grades[Grade::ALL.iter().position(|g| *g == s.grade).unwrap_or(0)] = 1;
+        Sums {
+            institutions: 1,
+            exposure: fen(s.exposure),
+            weighted: (s.score * s.exposure).round() as i64,
+            score_sum: millionths(s.score),
+            grades,
+            sums: sum_inputs(r).map(fen),
+        }
+    }
 }
+
+/// An amount in fen.
+fn fen(v: f64) -> i64 {
+    (v * 100.0).round() as i64
+}
+
+/// A score in millionths of a point.
+fn millionths(v: f64) -> i64 {
+    (v * 1e6).round() as i64
+}
+
+/// An institution's score with its winning report: one row of an aggregation.
+pub type Row<'a> = (&'a InstitutionScore, &'a Report);
 
 /// Computes every aggregate of the given institution scores (each with its winning report),
 /// for every period present: district, region and city, each per sector and for `all`.
 /// Output is ordered by period, level, entity and sector.
-pub fn aggregate(config: &ScoreConfig, rows: &[(&InstitutionScore, &Report)]) -> Result<Vec<AggregateScore>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let n = rows.len();
-    // Sums are taken over integers (amounts in fen, score × exposure in yuan-points, scores
-    // in millionths): integer addition is exact and associative, so the aggregates are
-    // bit-identical whatever order or partitioning polars sums in, and a region's or the
-    // city's sums are its districts' added up.
-    let fen = |v: f64| (v * 100.0).round() as i64;
-    let mut cols = vec![
-        Column::new("period".into(), rows.iter().map(|(s, _)| s.period.index()).collect::<Vec<i32>>()),
-        Column::new("sector".into(), rows.iter().map(|(s, _)| s.sector as u32).collect::<Vec<u32>>()),
-        Column::new("district".into(), rows.iter().map(|(s, _)| s.district_code).collect::<Vec<u32>>()),
-        Column::new("score".into(), rows.iter().map(|(s, _)| (s.score * 1e6).round() as i64).collect::<Vec<i64>>()),
-        Column::new("exposure".into(), rows.iter().map(|(s, _)| fen(s.exposure)).collect::<Vec<i64>>()),
-        Column::new(
-            "weighted".into(),
-            rows.iter().map(|(s, _)| (s.score * s.exposure).round() as i64).collect::<Vec<i64>>(),
-        ),
-        Column::new("grade".into(), rows.iter().map(|(s, _)| s.grade as u32).collect::<Vec<u32>>()),
-    ];
-    let sums: Vec<[f64; 6]> = rows.iter().map(|(_, r)| sum_inputs(r)).collect();
-    for (k, name) in SUMS.iter().enumerate() {
-        cols.push(Column::new((*name).into(), sums.iter().map(|s| fen(s[k])).collect::<Vec<i64>>()));
-    }
-    let df = DataFrame::new(n, cols)?;
+pub fn aggregate(config: &ScoreConfig, rows: &[Row]) -> Result<Vec<AggregateScore>> {
+    Ok(Aggregation::of(rows)?.aggregates(config))
+}
 
-    let mut aggs = vec![
-        len().cast(DataType::Int64).alias("institutions"),
-        col("exposure").sum().alias("exposure"),
-        col("weighted").sum().alias("weighted"),
-        col("score").sum().alias("score_sum"),
-    ];
-    for g in Grade::ALL {
-        aggs.push(col("grade").eq(lit(g as u32)).sum().cast(DataType::Int64).alias(format!("g{}", g as u32)));
-    }
-    for name in SUMS {
-        aggs.push(col(name).sum().alias(name));
-    }
-    // One pass at the finest grain: district, sector and period.
-    let g = df.lazy().group_by([col("period"), col("district"), col("sector")]).agg(aggs).collect()?;
-    let finest = read_groups(&g)?;
+/// What the aggregates of a set of rows are made of: each aggregate's exact integer sums,
+/// its top contributors and its latest winning submission.
+///
+/// Taken in full with [`Aggregation::of`] (one polars pass) and kept up to date a row at a
+/// time with [`Aggregation::update`]: the aggregates are the same either way.
+///
+/// ```
+/// use yujing_model::{decode, DecodeLimits, Sector};
+/// use yujing_score::{Aggregation, ScoreConfig, score_sector};
+/// let line = |npl: u32| format!(r#"{{"schema_version":1,"report_id":"m/2025-09/r{npl}","institution_id":"CQ-MLC-0042",
+///   "institution_name":"某小额贷款有限公司","sector":"microloan","district_code":"500103","period":"2025-09",
+///   "revision":{npl},"submitted_at":"2025-10-12T09:30:00+08:00","metrics":{{"loan_balance":100,
+///   "npl_balance":{npl},"net_assets":100,"largest_borrower_balance":15,"borrowings":100}}}}"#);
+/// let config = ScoreConfig::default();
+/// let (a, b) = (decode(line(5).as_bytes(), &DecodeLimits::default()).unwrap(), decode(line(9).as_bytes(), &DecodeLimits::default()).unwrap());
+/// let periods = std::collections::BTreeSet::from([a.period]);
+/// let (sa, sb) = (score_sector(&config, Sector::Microloan, &periods, &[&a]).unwrap(), score_sector(&config, Sector::Microloan, &periods, &[&b]).unwrap());
+/// // Kept up to date when a correction replaces the report, or taken again in full.
+/// let mut running = Aggregation::of(&[(&sa[0], &a)]).unwrap();
+/// assert!(running.update(Some((&sa[0], &a)), Some((&sb[0], &b))));
+/// assert_eq!(running.aggregates(&config), Aggregation::of(&[(&sb[0], &b)]).unwrap().aggregates(&config));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Aggregation {
+    groups: HashMap<MemberKey, Agg>,
+}
 
-    // Then every level and scope, from the districts' sums.
-    let mut groups: HashMap<MemberKey, Sums> = HashMap::new();
-    for ((period, code, sector), sums) in finest {
-        let region = district(code).map_or(Region::MainUrban, |d| d.region);
-        for (level, code, region) in
-            [(Level::District, code, None), (Level::Region, 0, Some(region)), (Level::City, 0, None)]
-        {
-            for scope in [SectorScope::One(sector), SectorScope::All] {
-                groups.entry((period, level, code, region, scope)).or_default().add(&sums);
-            }
+/// One aggregate's running state.
+#[derive(Debug, Clone, Default)]
+struct Agg {
+    sums: Sums,
+    /// The top contributors, best first: `min(TOP_CONTRIBUTORS, members)` of them.
+    top: Vec<Member>,
+    /// The latest submission of its winning reports.
+    latest: Option<DateTime<FixedOffset>>,
+}
+
+/// A contributor as its aggregate ranks it.
+#[derive(Debug, Clone)]
+struct Member {
+    id: Arc<str>,
+    score: f64,
+    exposure: f64,
+    /// The score in millionths of a point and the exposure in fen, as the sums take them:
+    /// members rank by their product, exactly (by the score alone in an aggregate without
+    /// exposure), then by id.
+    score_m: i64,
+    exposure_fen: i64,
+}
+
+impl Member {
+    fn of(s: &InstitutionScore) -> Member {
+        Member {
+            id: s.institution_id.clone(),
+            score: s.score,
+            exposure: s.exposure,
+            score_m: millionths(s.score),
+            exposure_fen: fen(s.exposure),
         }
     }
-    let mut out: Vec<AggregateScore> = groups.into_iter().map(|(key, sums)| aggregate_of(config, key, &sums)).collect();
-    add_contributors(rows, &mut out);
-    out.sort_by(|a, b| (a.period, a.level, &a.entity_id, a.sector).cmp(&(b.period, b.level, &b.entity_id, b.sector)));
-    Ok(out)
+
+    fn rank(&self, weighted: bool) -> i128 {
+        if weighted { i128::from(self.exposure_fen) * i128::from(self.score_m) } else { i128::from(self.score_m) }
+    }
+}
+
+/// The order of two members in an aggregate (`weighted`: it holds exposure): the larger
+/// contribution first, then by id.
+fn member_order(a: &Member, b: &Member, weighted: bool) -> Ordering {
+    b.rank(weighted).cmp(&a.rank(weighted)).then_with(|| a.id.cmp(&b.id))
+}
+
+impl Agg {
+    fn weighted(&self) -> bool {
+        self.sums.exposure > 0
+    }
+
+    /// Lists a member if it ranks among the top ones.
+    fn offer(&mut self, m: Member) {
+        let w = self.weighted();
+        if self.top.len() == TOP_CONTRIBUTORS
+            && self.top.last().is_some_and(|last| member_order(&m, last, w) != Ordering::Less)
+        {
+            return;
+        }
+        let at = self.top.partition_point(|x| member_order(x, &m, w) == Ordering::Less);
+        self.top.insert(at, m);
+        self.top.truncate(TOP_CONTRIBUTORS);
+    }
+}
+
+/// The aggregates a row of a period, district and sector counts in: its district, region
+/// and the city, each for its sector and for all sectors.
+fn member_keys(period: Period, code: u32, sector: Sector) -> [MemberKey; 6] {
+    let region = district(code).map_or(Region::MainUrban, |d| d.region);
+    let at = |level, code, region, scope| (period, level, code, region, scope);
+    let (one, all) = (SectorScope::One(sector), SectorScope::All);
+    [
+        at(Level::District, code, None, one),
+        at(Level::District, code, None, all),
+        at(Level::Region, 0, Some(region), one),
+        at(Level::Region, 0, Some(region), all),
+        at(Level::City, 0, None, one),
+        at(Level::City, 0, None, all),
+    ]
+}
+
+fn row_keys((s, _): Row) -> [MemberKey; 6] {
+    member_keys(s.period, s.district_code, s.sector)
+}
+
+impl Aggregation {
+    /// Takes the aggregation of a set of rows (several periods are taken apart) in one polars
+    /// pass at the finest grain (period, district and sector), then every level from those.
+    pub fn of(rows: &[Row]) -> Result<Aggregation> {
+        let mut groups: HashMap<MemberKey, Agg> = HashMap::new();
+        if rows.is_empty() {
+            return Ok(Aggregation { groups });
+        }
+        // Sums are taken over integers (amounts in fen, score × exposure in yuan-points,
+        // scores in millionths): integer addition is exact and associative, so the aggregates
+        // are bit-identical whatever order or partitioning polars sums in, a region's or the
+        // city's sums are its districts' added up, and a row's sums can be taken out again.
+        let mut cols = vec![
+            Column::new("period".into(), rows.iter().map(|(s, _)| s.period.index()).collect::<Vec<i32>>()),
+            Column::new("sector".into(), rows.iter().map(|(s, _)| s.sector as u32).collect::<Vec<u32>>()),
+            Column::new("district".into(), rows.iter().map(|(s, _)| s.district_code).collect::<Vec<u32>>()),
+            Column::new("score".into(), rows.iter().map(|(s, _)| millionths(s.score)).collect::<Vec<i64>>()),
+            Column::new("exposure".into(), rows.iter().map(|(s, _)| fen(s.exposure)).collect::<Vec<i64>>()),
+            Column::new(
+                "weighted".into(),
+                rows.iter().map(|(s, _)| (s.score * s.exposure).round() as i64).collect::<Vec<i64>>(),
+            ),
+            Column::new("grade".into(), rows.iter().map(|(s, _)| s.grade as u32).collect::<Vec<u32>>()),
+        ];
+        let sums: Vec<[f64; 6]> = rows.iter().map(|(_, r)| sum_inputs(r)).collect();
+        for (k, name) in SUMS.iter().enumerate() {
+            cols.push(Column::new((*name).into(), sums.iter().map(|s| fen(s[k])).collect::<Vec<i64>>()));
+        }
+        let df = DataFrame::new(rows.len(), cols)?;
+
+        let mut aggs = vec![
+            len().cast(DataType::Int64).alias("institutions"),
+            col("exposure").sum().alias("exposure"),
+            col("weighted").sum().alias("weighted"),
+            col("score").sum().alias("score_sum"),
+        ];
+        for g in Grade::ALL {
+            aggs.push(col("grade").eq(lit(g as u32)).sum().cast(DataType::Int64).alias(format!("g{}", g as u32)));
+        }
+        for name in SUMS {
+            aggs.push(col(name).sum().alias(name));
+        }
+        let g = df.lazy().group_by([col("period"), col("district"), col("sector")]).agg(aggs).collect()?;
+        for ((period, code, sector), sums) in read_groups(&g)? {
+            for key in member_keys(period, code, sector) {
+                groups.entry(key).or_default().sums.add(&sums);
+            }
+        }
+        // With every sum known, one walk lists the top contributors and the latest submissions.
+        for row in rows {
+            for key in row_keys(*row) {
+                let Some(a) = groups.get_mut(&key) else { continue };
+                a.offer(Member::of(row.0));
+                a.latest = a.latest.max(Some(row.1.submitted_at));
+            }
+        }
+        Ok(Aggregation { groups })
+    }
+
+    /// Replaces one institution's row (`old`: the one counted, none if it had none; `new`:
+    /// its row now, none if it has none). Returns `false` when the aggregation can no longer
+    /// be kept a row at a time and must be taken again in full: a listed top contributor
+    /// fell back or left and the next one is not known, the latest submission was taken
+    /// out, or an aggregate gained or lost all its exposure (which ranks its members
+    /// differently). After `false` the aggregation is not to be used.
+    pub fn update(&mut self, old: Option<Row>, new: Option<Row>) -> bool {
+        let old_keys = old.map(row_keys);
+        let new_keys = new.map(row_keys);
+        let mut keys: Vec<MemberKey> = Vec::with_capacity(12);
+        for k in old_keys.iter().chain(new_keys.iter()).flatten() {
+            if !keys.contains(k) {
+                keys.push(*k);
+            }
+        }
+        for key in keys {
+            let old = old.filter(|_| old_keys.is_some_and(|ks| ks.contains(&key)));
+            let new = new.filter(|_| new_keys.is_some_and(|ks| ks.contains(&key)));
+            let a = self.groups.entry(key).or_default();
+            let (members_before, weighted_before) = (a.sums.institutions, a.weighted());
+            if old.is_some() && members_before == 0 {
+                return false;
+            }
+            if let Some(row) = old {
+                a.sums.sub(&Sums::of(row));
+            }
+            if let Some(row) = new {
+                a.sums.add(&Sums::of(row));
+            }
+            if a.sums.institutions == 0 {
+                self.groups.remove(&key);
+                continue;
+            }
+            let weighted = a.weighted();
+            if members_before > 0 && weighted != weighted_before {
+                return false;
+            }
+            if let Some((_, r)) = old
+                && a.latest == Some(r.submitted_at)
+                && new.is_none_or(|(_, n)| n.submitted_at < r.submitted_at)
+            {
+                return false;
+            }
+            if let Some((_, r)) = new {
+                a.latest = a.latest.max(Some(r.submitted_at));
+            }
+            // A listed member taken out of a full list leaves a hole that only a member
+            // ranked at least as high as the list's last can be known to fill: every member
+            // not listed ranks below that one.
+            let mut hole: Option<Member> = None;
+            if let Some((s, _)) = old
+                && let Some(i) = a.top.iter().position(|m| m.id == s.institution_id)
+            {
+                let last = a.top.last().cloned();
+                a.top.remove(i);
+                if members_before > TOP_CONTRIBUTORS as i64 {
+                    hole = last;
+                }
+            }
+            match new {
+                Some((s, _)) => {
+                    let m = Member::of(s);
+                    if hole.is_some_and(|last| member_order(&m, &last, weighted) == Ordering::Greater) {
+                        return false;
+                    }
+                    a.offer(m);
+                }
+                None if hole.is_some() => return false,
+                None => {}
+            }
+        }
+        true
+    }
+
+    /// Every aggregate, ordered by period, level, entity and sector.
+    pub fn aggregates(&self, config: &ScoreConfig) -> Vec<AggregateScore> {
+        let mut out: Vec<AggregateScore> = self
+            .groups
+            .iter()
+            .map(|(key, a)| {
+                let mut agg = aggregate_of(config, *key, &a.sums);
+                agg.top = a
+                    .top
+                    .iter()
+                    .map(|m| {
+                        let weight = if agg.exposure > 0.0 {
+                            m.exposure / agg.exposure
+                        } else {
+                            1.0 / f64::from(agg.institutions.max(1))
+                        };
+                        Contributor { institution_id: m.id.to_string(), score: m.score, points: weight * m.score }
+                    })
+                    .collect();
+                agg
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (a.period, a.level, &a.entity_id, a.sector).cmp(&(b.period, b.level, &b.entity_id, b.sector))
+        });
+        out
+    }
+
+    /// Each district aggregate's latest winning submission and its sums of NPLs, loans,
+    /// payouts and guarantees released, in fen.
+    pub fn districts(&self) -> impl Iterator<Item = DistrictTotals> + '_ {
+        self.groups.iter().filter(|(k, _)| k.1 == Level::District).filter_map(|(k, a)| {
+            Some(DistrictTotals {
+                period: k.0,
+                district_code: k.2,
+                scope: k.4,
+                latest: a.latest?,
+                npl: a.sums.sums[0],
+                loans: a.sums.sums[1],
+                payouts: a.sums.sums[2],
+                released: a.sums.sums[3],
+            })
+        })
+    }
+}
+
+/// What [`Aggregation::districts`] gives of one district aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DistrictTotals {
+    /// The period.
+    pub period: Period,
+    /// The district.
+    pub district_code: u32,
+    /// One sector or all.
+    pub scope: SectorScope,
+    /// The latest submission of its winning reports.
+    pub latest: DateTime<FixedOffset>,
+    /// Σ NPLs of banks and microloan companies, in fen.
+    pub npl: i64,
+    /// Σ loans of banks and microloan companies, in fen.
+    pub loans: i64,
+    /// Σ payouts this year of guarantee companies, in fen.
+    pub payouts: i64,
+    /// Σ guarantees released this year, in fen.
+    pub released: i64,
 }
 
 /// The finest group: period, district code and sector.
@@ -204,105 +505,5 @@ pub fn entity_name(level: Level, id: &str) -> String {
 /// (a district by its code, a region by itself, the city as neither).
 type MemberKey = (Period, Level, u32, Option<Region>, SectorScope);
 
-fn member_key(a: &AggregateScore) -> Option<MemberKey> {
-    let (code, region) = match a.level {
-        Level::District => (a.entity_id.parse().ok()?, None),
-        Level::Region => (0, Some(Region::from_id(&a.entity_id)?)),
-        _ => (0, None),
-    };
-    Some((a.period, a.level, code, region, a.sector))
-}
-
-/// Fills each aggregate's top contributors: the institutions adding the most points
-/// (exposure share × score), ties broken by institution id.
-///
-/// One pass over the rows keeps each aggregate's best five so far: the order is total, so
-/// this gives what sorting every member and taking the first five would, without holding
-/// a list of members per aggregate (a period's city aggregate has every row).
-fn add_contributors(rows: &[(&InstitutionScore, &Report)], out: &mut [AggregateScore]) {
-    let index: HashMap<MemberKey, usize> =
-        out.iter().enumerate().filter_map(|(i, a)| Some((member_key(a)?, i))).collect();
-    let mut best: Vec<Vec<(f64, &InstitutionScore)>> = vec![Vec::new(); out.len()];
-    for (s, _) in rows {
-        let region = district(s.district_code).map_or(Region::MainUrban, |d| d.region);
-        for (level, code, region) in
-            [(Level::District, s.district_code, None), (Level::Region, 0, Some(region)), (Level::City, 0, None)]
-        {
-            for scope in [SectorScope::One(s.sector), SectorScope::All] {
-                let Some(&i) = index.get(&(s.period, level, code, region, scope)) else { continue };
-                let a = &out[i];
-                let weight =
-                    if a.exposure > 0.0 { s.exposure / a.exposure } else { 1.0 / f64::from(a.institutions.max(1)) };
-                keep_best(&mut best[i], (weight * s.score, s));
-            }
-        }
-    }
-    for (a, ranked) in out.iter_mut().zip(best) {
-        a.top = ranked
-            .into_iter()
-            .map(|(points, s)| Contributor { institution_id: s.institution_id.to_string(), score: s.score, points })
-            .collect();
-    }
-}
-
-/// The contributors' order: most points first, ties by institution id.
-fn contributor_order(x: &(f64, &InstitutionScore), y: &(f64, &InstitutionScore)) -> std::cmp::Ordering {
-    y.0.total_cmp(&x.0).then_with(|| x.1.institution_id.cmp(&y.1.institution_id))
-}
-
-/// Adds a candidate to a list of at most [`TOP_CONTRIBUTORS`] kept in order.
-fn keep_best<'a>(best: &mut Vec<(f64, &'a InstitutionScore)>, c: (f64, &'a InstitutionScore)) {
-    if best.len() == TOP_CONTRIBUTORS {
-        match best.last() {
-            Some(worst) if contributor_order(&c, worst).is_lt() => {
-                best.pop();
-            }
-            _ => return,
-        }
-    }
-    let at = best.partition_point(|x| contributor_order(x, &c).is_lt());
-    best.insert(at, c);
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use std::sync::Arc;
-    use yujing_model::score::OptF64;
-
-    fn score(id: usize, score: f64) -> InstitutionScore {
-        InstitutionScore {
-            institution_id: Arc::from(format!("I{id:03}")),
-            period: Period::new(2024, 1).unwrap(),
-            sector: Sector::Bank,
-            district_code: 500103,
-            indicators: Box::default(),
-            base_score: score,
-            trend_delta: OptF64::NONE,
-            trend_points: 0.0,
-            score,
-            grade: Grade::Normal,
-            exposure: 0.0,
-        }
-    }
-
-    proptest! {
-        /// Keeping the best five while walking the members gives what sorting them all and
-        /// taking the first five gives, ties on points included (few distinct points).
-        #[test]
-        fn keep_best_equals_sorting_all(points in proptest::collection::vec(0u8..6, 0..40)) {
-            let scores: Vec<InstitutionScore> =
-                points.iter().enumerate().map(|(i, p)| score(points.len() - i, f64::from(*p))).collect();
-            let mut best = Vec::new();
-            for s in &scores {
-                keep_best(&mut best, (s.score, s));
-            }
-            let mut all: Vec<(f64, &InstitutionScore)> = scores.iter().map(|s| (s.score, s)).collect();
-            all.sort_by(contributor_order);
-            all.truncate(TOP_CONTRIBUTORS);
-            let ids = |v: &[(f64, &InstitutionScore)]| v.iter().map(|(p, s)| (*p, s.institution_id.clone())).collect::<Vec<_>>();
-            prop_assert_eq!(ids(&best), ids(&all));
-        }
-    }
-}
+mod tests;

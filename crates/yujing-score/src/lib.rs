@@ -30,7 +30,7 @@ pub mod institution;
 pub mod stress;
 pub mod trend;
 
-pub use aggregate::{aggregate, entity_name};
+pub use aggregate::{Aggregation, DistrictTotals, Row, aggregate, entity_name};
 pub use config::{Cutoff, DEFAULT_TOML, GradeCutoffs, ScoreConfig, TrendConfig};
 pub use institution::{Baseline, Scored, rebaseline, score_sector, score_sector_against};
 pub use trend::TrendBaseline;

@@ -27,9 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use yujing_ingest::kafka::KafkaTableConfig;
-use yujing_model::{
-    AggregateScore, Alert, AlertState, CITY_CODE, Contributor, Level, Period, Report, Sector, SectorScope,
-};
+use yujing_model::{AggregateScore, Alert, AlertState, CITY_CODE, Contributor, Level, Period, Sector, SectorScope};
 use yujing_score::GradeCutoffs;
 use yujing_serve::SnapshotParts;
 
@@ -191,27 +189,6 @@ pub struct DistrictSums {
 }
 
 impl DistrictSums {
-    /// The sums of one report, as the scoring crate aggregates them.
-    pub fn of(r: &Report) -> DistrictSums {
-        use yujing_model::Metric::*;
-        let fen = |v: f64| (v * 100.0).round() as i64;
-        let m = &r.metrics;
-        match r.sector {
-            Sector::Bank => {
-                DistrictSums { npl: fen(m.value(NplBalance)), loans: fen(m.value(TotalLoans)), ..Default::default() }
-            }
-            Sector::Microloan => {
-                DistrictSums { npl: fen(m.value(NplBalance)), loans: fen(m.value(LoanBalance)), ..Default::default() }
-            }
-            Sector::Guarantee => DistrictSums {
-                payouts: fen(m.value(PayoutsYtd)),
-                released: fen(m.value(ReleasedYtd)),
-                ..Default::default()
-            },
-            Sector::P2pResidual => DistrictSums::default(),
-        }
-    }
-
     /// Adds another's sums.
     pub fn add(&mut self, o: DistrictSums) {
         self.npl += o.npl;

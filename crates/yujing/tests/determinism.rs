@@ -41,6 +41,16 @@ fn batch_boundaries_duplicates_and_order_within_a_period_change_nothing() {
 
     // Other batch sizes.
     assert!(outcome(&run(&lines, 37)).eq(&expected), "batch size 37");
+    // Batches small enough that each period's aggregates are kept up to date row by row
+    // give the same aggregates, their top contributors and district sums included.
+    let small = run(&lines, 7);
+    assert!(outcome(&small).eq(&expected), "batch size 7");
+    assert!(small.stats().aggregated_in_part > 0, "{:?}", small.stats());
+    assert_eq!(small.aggregates().collect::<Vec<_>>(), base.aggregates().collect::<Vec<_>>());
+    for a in base.aggregates().filter(|a| a.level == yujing_model::Level::District) {
+        let code: u32 = a.entity_id.parse().unwrap();
+        assert_eq!(small.district_sums(code, a.sector, a.period), base.district_sums(code, a.sector, a.period));
+    }
     assert!(outcome(&run(&lines, 4096)).eq(&expected), "batch size 4096");
 
     // Ingested in batches and settled once at the end, as `yujing replay` does.

@@ -4,8 +4,10 @@
 //! Every batch scores only the institutions it brought, in the sector-periods it touched and
 //! the period after each (whose trend depends on it); when their changes move a
 //! sector-period's trend baseline, the other scores there are taken again from what they
-//! hold (see the `score` module). It re-aggregates only the touched periods, and re-derives
-//! the alert history of only the entities whose inputs changed. The state after any
+//! hold (see the `score` module). It re-aggregates only the touched periods: a few changed
+//! rows are taken out of and put into the period's running aggregation, more are
+//! aggregated again in full. It re-derives the alert history of only the entities whose
+//! inputs changed. The state after any
 //! sequence of batches is a function of the set of reports applied, so batch boundaries,
 //! duplicates and arrival order within a period change nothing (DESIGN §7).
 
@@ -28,7 +30,7 @@ use yujing_model::{
     AggregateScore, Alert, DeadLetter, DecodeLimits, EntityKind, InstitutionScore, Level, Period, Reason, Report,
     Sector, SectorScope, Transition, period::china_tz,
 };
-use yujing_score::{ScoreConfig, TrendBaseline};
+use yujing_score::{Aggregation, ScoreConfig, TrendBaseline};
 use yujing_store::{Expected, Ledger, LedgerSettings, Outcome, SlotState};
 
 /// Key of an aggregate: level, entity, sector scope, period (ordered for series building).
@@ -39,6 +41,14 @@ type Ids = HashSet<Arc<str>>;
 
 /// Changed sector-periods, each with the institutions whose report changed (`None`: all).
 type Pending = BTreeMap<(Sector, Period), Option<Ids>>;
+
+/// What some institutions held in a period before the changes since the last settle: the
+/// first report or score each replaced (`None`: it had none).
+type Before<T> = HashMap<Period, HashMap<Arc<str>, Option<Arc<T>>>>;
+
+/// A period's aggregation is kept up to date row by row when the rows that changed are at
+/// most this share of its rows (1 in `DELTA_SHARE`); above it, it is taken again in full.
+const DELTA_SHARE: usize = 8;
 
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +89,10 @@ pub struct Stats {
     pub scored: u64,
     /// Held scores taken again against a sector-period's moved baseline, without scoring.
     pub rebaselined: u64,
+    /// Periods re-aggregated by taking their changed rows out and in again.
+    pub aggregated_in_part: u64,
+    /// Periods re-aggregated in full.
+    pub aggregated_in_full: u64,
 }
 
 impl Stats {
@@ -113,6 +127,12 @@ pub struct Engine {
     /// How many scores `inst_scores` holds for each sector-period.
     scores_held: HashMap<(Sector, Period), usize>,
     aggregates: BTreeMap<AggKey, AggregateScore>,
+    /// Each period's running aggregation, what its aggregates are made of.
+    aggregation: HashMap<Period, Aggregation>,
+    /// The reports replaced since the last settle in periods with a running aggregation.
+    reports_before: Before<Report>,
+    /// The scores replaced in this settle in periods with a running aggregation.
+    scores_before: Before<InstitutionScore>,
     agg_at: HashMap<(u32, SectorScope, Period), DateTime<FixedOffset>>,
     /// The integer sums behind each district aggregate's ratios, taken as the aggregates
     /// are (published with the district scores: [`crate::outbox::score_records`]).
@@ -143,13 +163,10 @@ pub struct Engine {
     submitted_by_partition: BTreeMap<i32, DateTime<FixedOffset>>,
 }
 
-/// One period's aggregates as [`Engine::aggregate_period`] takes them.
-struct PeriodAggregates {
-    /// Each district aggregate's event time (its latest winning submission) and the
-    /// integer sums behind its ratios.
-    districts: HashMap<(u32, SectorScope), (DateTime<FixedOffset>, DistrictSums)>,
-    /// The period's aggregates at every level.
-    aggregates: Vec<AggregateScore>,
+/// An aggregation's row of an institution and period: its score and winning report, when it
+/// has both.
+fn row<'a>(s: Option<&'a Arc<InstitutionScore>>, r: Option<&'a Arc<Report>>) -> Option<yujing_score::Row<'a>> {
+    Some((&**s?, &**r?))
 }
 
 /// What the last derivation of an institution's alert history leaves to resume from.
@@ -177,6 +194,9 @@ impl Engine {
             inst_scores: HashMap::new(),
             scores_held: HashMap::new(),
             aggregates: BTreeMap::new(),
+            aggregation: HashMap::new(),
+            reports_before: HashMap::new(),
+            scores_before: HashMap::new(),
             agg_at: HashMap::new(),
             district_sums: HashMap::new(),
             due_through: None,
@@ -261,8 +281,16 @@ impl Engine {
                 *latest = (*latest).max(report.submitted_at);
             }
             let (sector, period) = (report.sector, report.period);
+            // What a running aggregation counted for the institution, to take out again.
+            let before = self
+                .aggregation
+                .contains_key(&period)
+                .then(|| self.ledger.report(&report.institution_id, period).cloned());
             match self.ledger.apply_keyed(report) {
                 (Outcome::New | Outcome::Replaced { .. }, inst) => {
+                    if let Some(before) = before {
+                        self.reports_before.entry(period).or_default().entry(inst.clone()).or_insert(before);
+                    }
                     self.stats.accepted += 1;
                     *self.stats.accepted_by_sector.entry(sector).or_default() += 1;
                     if let Some(insts) =
@@ -314,7 +342,20 @@ impl Engine {
     /// reports touched, re-aggregates, re-derives the affected alert histories and returns
     /// the alert transitions to publish.
     pub fn settle(&mut self) -> Result<Vec<Transition>, EngineError> {
+        let settled = self.settle_inner();
+        if settled.is_err() {
+            // The running aggregations may have missed changes: the next settle takes every
+            // period again in full.
+            self.aggregation.clear();
+            self.reports_before.clear();
+            self.scores_before.clear();
+        }
+        settled
+    }
+
+    fn settle_inner(&mut self) -> Result<Vec<Transition>, EngineError> {
         let (started, scored_before, rebaselined_before) = (Instant::now(), self.stats.scored, self.stats.rebaselined);
+        let in_part_before = self.stats.aggregated_in_part;
         let mut changed = std::mem::take(&mut self.pending_changed);
         // A hash set: a backlog's settle adds each institution once for every score it keeps.
         let mut entities: Ids = std::mem::take(&mut self.pending_entities);
@@ -360,6 +401,7 @@ impl Engine {
             sector_periods = touched.len(),
             scored = self.stats.scored - scored_before,
             rebaselined = self.stats.rebaselined - rebaselined_before,
+            aggregated_in_part = self.stats.aggregated_in_part - in_part_before,
             institutions,
             district_series,
             transitions = transitions.len(),
@@ -462,21 +504,42 @@ impl Engine {
     ) -> Result<BTreeSet<(String, SectorScope)>, EngineError> {
         let periods: BTreeSet<Period> = touched.iter().map(|(_, p)| *p).collect();
         self.touched_periods.extend(&periods);
+        let (reports_before, scores_before) =
+            (std::mem::take(&mut self.reports_before), std::mem::take(&mut self.scores_before));
+        // A live batch changes a few rows of a period: they are taken out of its running
+        // aggregation and put in again as they are now.
+        let mut taken: Vec<(Period, Aggregation, Vec<AggregateScore>)> = Vec::new();
+        let mut in_full: Vec<Period> = Vec::new();
+        for &p in &periods {
+            let kept = self.aggregation.remove(&p).and_then(|mut agg| {
+                self.update_rows(&mut agg, p, reports_before.get(&p), scores_before.get(&p)).then_some(agg)
+            });
+            match kept {
+                Some(agg) => {
+                    let aggregates = agg.aggregates(&self.score);
+                    taken.push((p, agg, aggregates));
+                }
+                None => in_full.push(p),
+            }
+        }
+        // The others in full, in parallel, each on its own: the sums are exact integer sums
+        // and the top contributors a total order, so a period's aggregates do not depend on
+        // what else was touched. The rows held at once are those of the periods being
+        // aggregated (a backlog's settle touches every period, a million rows).
+        let full: Vec<(Aggregation, Vec<AggregateScore>)> =
+            in_full.par_iter().map(|&p| self.aggregate_period(p)).collect::<Result<_, EngineError>>()?;
+        self.stats.aggregated_in_part += taken.len() as u64;
+        self.stats.aggregated_in_full += in_full.len() as u64;
+        taken.extend(in_full.into_iter().zip(full).map(|(p, (agg, aggregates))| (p, agg, aggregates)));
+        taken.sort_by_key(|(p, ..)| *p);
         let mut changed = BTreeSet::new();
-        // Periods in parallel, each on its own: the sums are exact integer sums and the top
-        // contributors a total order, so a period's aggregates do not depend on what else
-        // was touched; they are taken in period order below. The rows held at once are
-        // those of the periods being aggregated (a backlog's settle touches every period,
-        // a million rows).
-        let periods: Vec<Period> = periods.into_iter().collect();
-        let aggregated: Vec<PeriodAggregates> =
-            periods.par_iter().map(|&p| self.aggregate_period(p)).collect::<Result<_, EngineError>>()?;
-        for (&p, PeriodAggregates { districts, aggregates }) in periods.iter().zip(aggregated) {
+        for (p, agg, aggregates) in taken {
             self.district_sums.retain(|k, _| k.2 != p);
-            for ((code, scope), (t, sums)) in districts {
-                self.district_sums.insert((code, scope, p), sums);
-                if self.agg_at.insert((code, scope, p), t) != Some(t) {
-                    changed.insert((code.to_string(), scope));
+            for d in agg.districts() {
+                let sums = DistrictSums { npl: d.npl, loans: d.loans, payouts: d.payouts, released: d.released };
+                self.district_sums.insert((d.district_code, d.scope, p), sums);
+                if self.agg_at.insert((d.district_code, d.scope, p), d.latest) != Some(d.latest) {
+                    changed.insert((d.district_code.to_string(), d.scope));
                 }
             }
             for a in aggregates {
@@ -488,32 +551,53 @@ impl Engine {
                     self.aggregates.insert(key, a);
                 }
             }
+            self.aggregation.insert(p, agg);
         }
         Ok(changed)
     }
 
-    /// A period's aggregates from the scores held, with each district's event time (its
-    /// latest winning submission) and integer sums.
-    fn aggregate_period(&self, p: Period) -> Result<PeriodAggregates, EngineError> {
+    /// Brings a period's running aggregation up to date with the rows changed since the last
+    /// settle: each institution's row as it was counted (the report and score each change
+    /// replaced first, or the ones held) out, its row now in. `false` when the aggregation
+    /// cannot be kept so, or when so many rows changed that aggregating the period in full
+    /// is the cheaper: the caller then does.
+    fn update_rows(
+        &self,
+        agg: &mut Aggregation,
+        p: Period,
+        reports: Option<&HashMap<Arc<str>, Option<Arc<Report>>>>,
+        scores: Option<&HashMap<Arc<str>, Option<Arc<InstitutionScore>>>>,
+    ) -> bool {
+        let mut ids: Vec<&Arc<str>> =
+            reports.into_iter().flat_map(|m| m.keys()).chain(scores.into_iter().flat_map(|m| m.keys())).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows: usize = Sector::ALL.iter().map(|s| self.ledger.sector_period_len(*s, p)).sum();
+        if ids.len() * DELTA_SHARE > rows {
+            return false;
+        }
+        ids.into_iter().all(|id| {
+            let report = self.ledger.report(id, p);
+            let score = self.inst_scores.get(&**id).and_then(|m| m.get(&p));
+            let report_before = reports.and_then(|m| m.get(id)).map_or(report, Option::as_ref);
+            let score_before = scores.and_then(|m| m.get(id)).map_or(score, Option::as_ref);
+            agg.update(row(score_before, report_before), row(score, report))
+        })
+    }
+
+    /// A period's aggregation taken in full from the scores held, and its aggregates.
+    fn aggregate_period(&self, p: Period) -> Result<(Aggregation, Vec<AggregateScore>), EngineError> {
         let mut rows: Vec<(&InstitutionScore, &Report)> = Vec::new();
-        let mut districts: HashMap<(u32, SectorScope), (DateTime<FixedOffset>, DistrictSums)> = HashMap::new();
         for sector in Sector::ALL {
             for r in self.ledger.sector_period(sector, p) {
                 if let Some(s) = self.inst_scores.get(&*r.institution_id).and_then(|m| m.get(&p)) {
                     rows.push((&**s, r.as_ref()));
-                    let of = DistrictSums::of(r);
-                    for scope in [SectorScope::One(sector), SectorScope::All] {
-                        let (t, sums) = districts
-                            .entry((r.district_code, scope))
-                            .or_insert((r.submitted_at, DistrictSums::default()));
-                        *t = (*t).max(r.submitted_at);
-                        sums.add(of);
-                    }
                 }
             }
         }
-        let aggregates = yujing_score::aggregate(&self.score, &rows)?;
-        Ok(PeriodAggregates { districts, aggregates })
+        let agg = Aggregation::of(&rows)?;
+        let aggregates = agg.aggregates(&self.score);
+        Ok((agg, aggregates))
     }
 
     /// The latest period whose report deadline the watermark has passed.

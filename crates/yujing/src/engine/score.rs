@@ -308,12 +308,17 @@ impl Engine {
         });
         if !history_unchanged {
             note_change(&mut self.pending_from, &id, period);
-            entities.insert(id);
+            entities.insert(id.clone());
         }
-        if let (false, Some(new)) = (same, new)
-            && slot.insert(period, Arc::new(new)).is_none()
-        {
-            *self.scores_held.entry((sector, period)).or_default() += 1;
+        if let (false, Some(new)) = (same, new) {
+            let before = slot.insert(period, Arc::new(new));
+            if self.aggregation.contains_key(&period) {
+                // What the period's running aggregation counted, to take out again.
+                self.scores_before.entry(period).or_default().entry(id.clone()).or_insert_with(|| before.clone());
+            }
+            if before.is_none() {
+                *self.scores_held.entry((sector, period)).or_default() += 1;
+            }
         }
     }
 }
