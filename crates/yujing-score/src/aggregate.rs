@@ -176,8 +176,14 @@ impl Member {
     }
 
     fn rank(&self, weighted: bool) -> i128 {
-        if weighted { i128::from(self.exposure_fen) * i128::from(self.score_m) } else { i128::from(self.score_m) }
+        rank(self.score_m, self.exposure_fen, weighted)
     }
+}
+
+/// A contribution's rank: exposure × score, or the score alone in an aggregate without
+/// exposure.
+fn rank(score_m: i64, exposure_fen: i64, weighted: bool) -> i128 {
+    if weighted { i128::from(exposure_fen) * i128::from(score_m) } else { i128::from(score_m) }
 }
 
 /// The order of two members in an aggregate (`weighted`: it holds exposure): the larger
@@ -189,6 +195,22 @@ fn member_order(a: &Member, b: &Member, weighted: bool) -> Ordering {
 impl Agg {
     fn weighted(&self) -> bool {
         self.sums.exposure > 0
+    }
+
+    /// Lists an institution's score if it ranks among the top ones (checked before its
+    /// member is made: most rows of a full pass are not listed).
+    fn offer_score(&mut self, s: &InstitutionScore) {
+        let w = self.weighted();
+        if self.top.len() == TOP_CONTRIBUTORS
+            && let Some(last) = self.top.last()
+        {
+            match rank(millionths(s.score), fen(s.exposure), w).cmp(&last.rank(w)) {
+                Ordering::Less => return,
+                Ordering::Equal if *s.institution_id >= *last.id => return,
+                _ => {}
+            }
+        }
+        self.offer(Member::of(s));
     }
 
     /// Lists a member if it ranks among the top ones.
@@ -277,7 +299,7 @@ impl Aggregation {
         for row in rows {
             for key in row_keys(*row) {
                 let Some(a) = groups.get_mut(&key) else { continue };
-                a.offer(Member::of(row.0));
+                a.offer_score(row.0);
                 a.latest = a.latest.max(Some(row.1.submitted_at));
             }
         }
