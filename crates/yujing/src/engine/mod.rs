@@ -289,7 +289,10 @@ impl Engine {
             match self.ledger.apply_keyed(report) {
                 (Outcome::New | Outcome::Replaced { .. }, inst) => {
                     if let Some(before) = before {
-                        self.reports_before.entry(period).or_default().entry(inst.clone()).or_insert(before);
+                        let noted = self.reports_before.entry(period).or_default();
+                        noted.entry(inst.clone()).or_insert(before);
+                        let n = noted.len();
+                        self.drop_outgrown_aggregation(period, n);
                     }
                     self.stats.accepted += 1;
                     *self.stats.accepted_by_sector.entry(sector).or_default() += 1;
@@ -556,6 +559,25 @@ impl Engine {
         Ok(changed)
     }
 
+    /// Drops a period's running aggregation once `changed` rows of it changed and it is no
+    /// longer worth keeping up to date row by row (see [`DELTA_SHARE`]): the replaced reports
+    /// and scores noted for it are let go at once (a backlog's settle replaces every score
+    /// of every period), and the period is aggregated in full. Checked every 64 rows.
+    fn drop_outgrown_aggregation(&mut self, period: Period, changed: usize) {
+        if !changed.is_multiple_of(64) || !self.outgrown(period, changed) {
+            return;
+        }
+        self.aggregation.remove(&period);
+        self.reports_before.remove(&period);
+        self.scores_before.remove(&period);
+    }
+
+    /// Whether so many of a period's rows changed that aggregating it in full is the cheaper.
+    fn outgrown(&self, period: Period, changed: usize) -> bool {
+        let rows: usize = Sector::ALL.iter().map(|s| self.ledger.sector_period_len(*s, period)).sum();
+        changed * DELTA_SHARE > rows
+    }
+
     /// Brings a period's running aggregation up to date with the rows changed since the last
     /// settle: each institution's row as it was counted (the report and score each change
     /// replaced first, or the ones held) out, its row now in. `false` when the aggregation
@@ -572,8 +594,7 @@ impl Engine {
             reports.into_iter().flat_map(|m| m.keys()).chain(scores.into_iter().flat_map(|m| m.keys())).collect();
         ids.sort_unstable();
         ids.dedup();
-        let rows: usize = Sector::ALL.iter().map(|s| self.ledger.sector_period_len(*s, p)).sum();
-        if ids.len() * DELTA_SHARE > rows {
+        if self.outgrown(p, ids.len()) {
             return false;
         }
         ids.into_iter().all(|id| {

@@ -314,7 +314,10 @@ impl Engine {
             let before = slot.insert(period, Arc::new(new));
             if self.aggregation.contains_key(&period) {
                 // What the period's running aggregation counted, to take out again.
-                self.scores_before.entry(period).or_default().entry(id.clone()).or_insert_with(|| before.clone());
+                let noted = self.scores_before.entry(period).or_default();
+                noted.entry(id.clone()).or_insert_with(|| before.clone());
+                let n = noted.len();
+                self.drop_outgrown_aggregation(period, n);
             }
             if before.is_none() {
                 *self.scores_held.entry((sector, period)).or_default() += 1;
