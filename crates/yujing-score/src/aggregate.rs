@@ -259,21 +259,20 @@ impl Aggregation {
         // scores in millionths): integer addition is exact and associative, so the aggregates
         // are bit-identical whatever order or partitioning polars sums in, a region's or the
         // city's sums are its districts' added up, and a row's sums can be taken out again.
+        // Each row's sums as `update` takes them, so that both ways add the same integers.
+        let sums: Vec<Sums> = rows.iter().map(|row| Sums::of(*row)).collect();
+        let int = |f: fn(&Sums) -> i64| sums.iter().map(f).collect::<Vec<i64>>();
         let mut cols = vec![
             Column::new("period".into(), rows.iter().map(|(s, _)| s.period.index()).collect::<Vec<i32>>()),
             Column::new("sector".into(), rows.iter().map(|(s, _)| s.sector as u32).collect::<Vec<u32>>()),
             Column::new("district".into(), rows.iter().map(|(s, _)| s.district_code).collect::<Vec<u32>>()),
-            Column::new("score".into(), rows.iter().map(|(s, _)| millionths(s.score)).collect::<Vec<i64>>()),
-            Column::new("exposure".into(), rows.iter().map(|(s, _)| fen(s.exposure)).collect::<Vec<i64>>()),
-            Column::new(
-                "weighted".into(),
-                rows.iter().map(|(s, _)| (s.score * s.exposure).round() as i64).collect::<Vec<i64>>(),
-            ),
+            Column::new("score".into(), int(|s| s.score_sum)),
+            Column::new("exposure".into(), int(|s| s.exposure)),
+            Column::new("weighted".into(), int(|s| s.weighted)),
             Column::new("grade".into(), rows.iter().map(|(s, _)| s.grade as u32).collect::<Vec<u32>>()),
         ];
-        let sums: Vec<[f64; 6]> = rows.iter().map(|(_, r)| sum_inputs(r)).collect();
         for (k, name) in SUMS.iter().enumerate() {
-            cols.push(Column::new((*name).into(), sums.iter().map(|s| fen(s[k])).collect::<Vec<i64>>()));
+            cols.push(Column::new((*name).into(), sums.iter().map(|s| s.sums[k]).collect::<Vec<i64>>()));
         }
         let df = DataFrame::new(rows.len(), cols)?;
 
