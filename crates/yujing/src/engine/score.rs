@@ -312,15 +312,15 @@ impl Engine {
         }
         if let (false, Some(new)) = (same, new) {
             let before = slot.insert(period, Arc::new(new));
+            if before.is_none() {
+                *self.scores_held.entry((sector, period)).or_default() += 1;
+            }
             if self.aggregation.contains_key(&period) {
                 // What the period's running aggregation counted, to take out again.
                 let noted = self.scores_before.entry(period).or_default();
-                noted.entry(id.clone()).or_insert_with(|| before.clone());
+                noted.entry(id.clone()).or_insert(before);
                 let n = noted.len();
                 self.drop_outgrown_aggregation(period, n);
-            }
-            if before.is_none() {
-                *self.scores_held.entry((sector, period)).or_default() += 1;
             }
         }
     }
