@@ -11,6 +11,7 @@
 //! sequence of batches is a function of the set of reports applied, so batch boundaries,
 //! duplicates and arrival order within a period change nothing (DESIGN §7).
 
+mod deltas;
 mod score;
 
 use crate::config::Config;
@@ -153,6 +154,8 @@ pub struct Engine {
     /// The baseline each sector-period's scores were last scored against, own or a
     /// reference: what their trend z-scores are against ([`InstitutionScore::trend_z`]).
     trend: HashMap<(Sector, Period), Option<TrendBaseline>>,
+    /// The changes the latest own baselines taken in part were taken from.
+    own_deltas: deltas::OwnDeltas,
     /// The earliest period whose series point may have changed since the last settle, per
     /// institution.
     pending_from: HashMap<Arc<str>, Period>,
@@ -207,6 +210,7 @@ impl Engine {
             baselines: HashMap::new(),
             references: HashMap::new(),
             trend: HashMap::new(),
+            own_deltas: deltas::OwnDeltas::new(),
             pending_from: HashMap::new(),
             memos: HashMap::new(),
             submitted_by_partition: BTreeMap::new(),
@@ -352,6 +356,7 @@ impl Engine {
             self.aggregation.clear();
             self.reports_before.clear();
             self.scores_before.clear();
+            self.own_deltas.clear();
         }
         settled
     }

@@ -241,22 +241,14 @@ impl Engine {
 
     /// The baseline of a sector-period against its own cross-section, from the changes of
     /// `fresh` (its institutions just scored, by id) and those the other scores there hold,
-    /// taken in institution order as scoring the period in full takes them.
-    fn own_baseline(&self, sector: Sector, period: Period, fresh: &[InstitutionScore]) -> Option<TrendBaseline> {
-        let mut fresh_it = fresh.iter().peekable();
-        let deltas: Vec<Option<f64>> = self
-            .ledger
-            .sector_period(sector, period)
-            .map(|r| match fresh_it.next_if(|s| s.institution_id == r.institution_id) {
-                Some(s) => s.trend_delta.get(),
-                None => self
-                    .inst_scores
-                    .get(&*r.institution_id)
-                    .and_then(|m| m.get(&period))
-                    .and_then(|s| s.trend_delta.get()),
-            })
-            .collect();
-        yujing_score::trend::baseline_of(&self.score.trend, &deltas)
+    /// taken in institution order as scoring the period in full takes them (the held ones
+    /// from the sector-period's column where it has them: [`super::deltas`]).
+    fn own_baseline(&mut self, sector: Sector, period: Period, fresh: &[InstitutionScore]) -> Option<TrendBaseline> {
+        let rows = self.ledger.sector_period(sector, period).map(|r| &r.institution_id);
+        let scores = &self.inst_scores;
+        let held = |id: &str| scores.get(id).and_then(|m| m.get(&period)).and_then(|s| s.trend_delta.get());
+        let deltas = self.own_deltas.take(sector, period, rows, fresh, held);
+        yujing_score::trend::baseline_of(&self.score.trend, deltas)
     }
 
     /// Takes an institution's new score for a sector-period (`None`: the held one, whose
@@ -311,7 +303,11 @@ impl Engine {
             entities.insert(id.clone());
         }
         if let (false, Some(new)) = (same, new) {
+            let delta = new.trend_delta;
             let before = slot.insert(period, Arc::new(new));
+            if before.as_ref().is_none_or(|b| b.trend_delta.get().map(f64::to_bits) != delta.get().map(f64::to_bits)) {
+                self.own_deltas.set(period, &id, delta.get());
+            }
             if before.is_none() {
                 *self.scores_held.entry((sector, period)).or_default() += 1;
             }
