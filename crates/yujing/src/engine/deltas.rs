@@ -6,7 +6,8 @@
 //! held score up again was most of a live batch's scoring. A [`Column`] keeps the changes
 //! the last baseline was taken from; the next one walks the ledger's rows beside it and
 //! looks up only the institutions it does not hold. Every held score's new change reaches the
-//! columns through [`OwnDeltas::set`], so a column never holds a change the scores do not.
+//! columns through [`OwnDeltas::set`], so a column never holds a change the scores do not;
+//! in debug builds the engine checks each column it takes against that walk.
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
@@ -36,6 +37,41 @@ fn slot(sector: Sector) -> usize {
     Sector::ALL.iter().position(|s| *s == sector).unwrap_or(0)
 }
 
+/// The column of `rows` ([`OwnDeltas::take`]), matching each fresh score to its row with
+/// `same`, and whether every fresh score found its row.
+fn walk(
+    rows: &[&Arc<str>],
+    fresh: &[InstitutionScore],
+    old: &Column,
+    held: &impl Fn(&str) -> Option<f64>,
+    same: impl Fn(&Arc<str>, &Arc<str>) -> bool,
+) -> (Column, bool) {
+    let mut fresh = fresh.iter().peekable();
+    let mut at = 0;
+    let mut column = Column { ids: Vec::with_capacity(rows.len()), deltas: Vec::with_capacity(rows.len()), used: 0 };
+    for &id in rows {
+        let delta = match fresh.next_if(|s| same(&s.institution_id, id)) {
+            Some(s) => s.trend_delta.get(),
+            None => {
+                while old.ids.get(at).is_some_and(|o| !Arc::ptr_eq(o, id) && **o < **id) {
+                    at += 1;
+                }
+                match old.ids.get(at) {
+                    Some(o) if Arc::ptr_eq(o, id) || **o == **id => {
+                        at += 1;
+                        old.deltas[at - 1]
+                    }
+                    _ => held(id),
+                }
+            }
+        };
+        column.ids.push(Arc::clone(id));
+        column.deltas.push(delta);
+    }
+    let all = fresh.peek().is_none();
+    (column, all)
+}
+
 impl OwnDeltas {
     pub(super) fn new() -> OwnDeltas {
         OwnDeltas { periods: HashMap::new(), rows: 0, clock: 0 }
@@ -54,38 +90,13 @@ impl OwnDeltas {
     ) -> &[Option<f64>] {
         let old = self.periods.get_mut(&period).and_then(|c| c[slot(sector)].take()).unwrap_or_default();
         self.rows -= old.ids.len();
-        let mut fresh = fresh.iter().peekable();
-        let mut at = 0;
-        let mut column = Column {
-            ids: Vec::with_capacity(old.ids.len() + 16),
-            deltas: Vec::with_capacity(old.ids.len() + 16),
-            used: 0,
+        let rows: Vec<&Arc<str>> = rows.collect();
+        // A fresh score carries the id of the report it was scored from, the row's own: found
+        // by address, no row's id is read. Should one not be, they are matched by content.
+        let mut column = match walk(&rows, fresh, &old, &held, Arc::ptr_eq) {
+            (column, true) => column,
+            _ => walk(&rows, fresh, &old, &held, |a, b| a == b).0,
         };
-        for id in rows {
-            let delta = match fresh.next_if(|s| s.institution_id == *id) {
-                Some(s) => s.trend_delta.get(),
-                None => {
-                    while old.ids.get(at).is_some_and(|o| !Arc::ptr_eq(o, id) && **o < **id) {
-                        at += 1;
-                    }
-                    match old.ids.get(at) {
-                        Some(o) if Arc::ptr_eq(o, id) || **o == **id => {
-                            at += 1;
-                            let kept = old.deltas[at - 1];
-                            debug_assert_eq!(
-                                kept.map(f64::to_bits),
-                                held(id).map(f64::to_bits),
-                                "the column of {sector} {period} holds a stale change of {id}"
-                            );
-                            kept
-                        }
-                        _ => held(id),
-                    }
-                }
-            };
-            column.ids.push(Arc::clone(id));
-            column.deltas.push(delta);
-        }
         self.clock += 1;
         column.used = self.clock;
         self.rows += column.ids.len();
@@ -176,6 +187,19 @@ mod tests {
         let third = d.take(Sector::Microloan, p, rows.iter(), &[], |_| Some(7.0));
         assert_eq!(third, &[Some(1.0), None]);
         assert_eq!(d.rows, 2);
+    }
+
+    #[test]
+    fn a_fresh_score_with_its_own_copy_of_the_id_is_found_by_content() {
+        let p = Period::new(2024, 3).unwrap();
+        let mut d = OwnDeltas::new();
+        let rows = ids(&["a", "b", "c"]);
+        d.take(Sector::Guarantee, p, rows.iter(), &[], |_| Some(1.0));
+        // The same ids, other allocations: no row has the fresh scores' addresses.
+        let copies = ids(&["a", "c"]);
+        let fresh = [score(&copies[0], Some(2.0)), score(&copies[1], None)];
+        let got = d.take(Sector::Guarantee, p, rows.iter(), &fresh, |_| Some(9.0));
+        assert_eq!(got, &[Some(2.0), Some(1.0), None]);
     }
 
     #[test]

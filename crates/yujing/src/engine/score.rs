@@ -248,6 +248,22 @@ impl Engine {
         let scores = &self.inst_scores;
         let held = |id: &str| scores.get(id).and_then(|m| m.get(&period)).and_then(|s| s.trend_delta.get());
         let deltas = self.own_deltas.take(sector, period, rows, fresh, held);
+        #[cfg(debug_assertions)]
+        {
+            // The column gives what walking every held score gives.
+            let mut fresh_it = fresh.iter().peekable();
+            let walked: Vec<Option<u64>> = self
+                .ledger
+                .sector_period(sector, period)
+                .map(|r| match fresh_it.next_if(|s| s.institution_id == r.institution_id) {
+                    Some(s) => s.trend_delta.get(),
+                    None => held(&r.institution_id),
+                })
+                .map(|d| d.map(f64::to_bits))
+                .collect();
+            let taken: Vec<Option<u64>> = deltas.iter().map(|d| d.map(f64::to_bits)).collect();
+            assert_eq!(taken, walked, "the changes column of {sector} {period} is stale");
+        }
         yujing_score::trend::baseline_of(&self.score.trend, deltas)
     }
 
