@@ -101,8 +101,8 @@ impl OwnDeltas {
         column.used = self.clock;
         self.rows += column.ids.len();
         self.evict(period, sector);
-        let slot = &mut self.periods.entry(period).or_default()[slot(sector)];
-        &slot.insert(column).deltas
+        let place = &mut self.periods.entry(period).or_default()[slot(sector)];
+        &place.insert(column).deltas
     }
 
     /// Notes a held score's new change: each column of the period holding the institution
