@@ -314,6 +314,8 @@ impl Aggregation {
     pub fn update(&mut self, old: Option<Row>, new: Option<Row>) -> bool {
         let old_keys = old.map(row_keys);
         let new_keys = new.map(row_keys);
+        // Each row's sums once, for the six aggregates it counts in.
+        let (old_sums, new_sums) = (old.map(Sums::of), new.map(Sums::of));
         let mut keys: Vec<MemberKey> = Vec::with_capacity(12);
         for k in old_keys.iter().chain(new_keys.iter()).flatten() {
             if !keys.contains(k) {
@@ -328,11 +330,11 @@ impl Aggregation {
             if old.is_some() && members_before == 0 {
                 return false;
             }
-            if let Some(row) = old {
-                a.sums.sub(&Sums::of(row));
+            if let (Some(_), Some(sums)) = (old, &old_sums) {
+                a.sums.sub(sums);
             }
-            if let Some(row) = new {
-                a.sums.add(&Sums::of(row));
+            if let (Some(_), Some(sums)) = (new, &new_sums) {
+                a.sums.add(sums);
             }
             if a.sums.institutions == 0 {
                 self.groups.remove(&key);
