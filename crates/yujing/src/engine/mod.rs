@@ -12,6 +12,7 @@
 //! duplicates and arrival order within a period change nothing (DESIGN §7).
 
 mod deltas;
+mod derive;
 mod score;
 
 use crate::config::Config;
@@ -22,17 +23,15 @@ use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
-use yujing_alert::{
-    Action, AlertBook, EntitySeries, RulePack, SeriesPoint, derive, derive_quiet, metrics as rule_metrics,
-};
+use yujing_alert::{Action, AlertBook, RulePack, metrics as rule_metrics};
 use yujing_ingest::{Decoder, Input};
 use yujing_model::period::PeriodMap;
 use yujing_model::{
-    AggregateScore, Alert, DeadLetter, DecodeLimits, EntityKind, InstitutionScore, Level, Period, Reason, Report,
-    Sector, SectorScope, Transition, period::china_tz,
+    AggregateScore, Alert, DeadLetter, DecodeLimits, InstitutionScore, Level, Period, Reason, Report, Sector,
+    SectorScope, Transition, period::china_tz,
 };
 use yujing_score::{Aggregation, ScoreConfig, TrendBaseline};
-use yujing_store::{Expected, Ledger, LedgerSettings, Outcome, SlotState};
+use yujing_store::{Ledger, LedgerSettings, Outcome, SlotState};
 
 /// Key of an aggregate: level, entity, sector scope, period (ordered for series building).
 pub type AggKey = (Level, String, SectorScope, Period);
@@ -421,72 +420,6 @@ impl Engine {
         Ok(transitions)
     }
 
-    /// Re-derives the alert histories of institutions and districts and reconciles them
-    /// with the book (which notes the alerts whose view changed, for the store).
-    fn rederive(&mut self, institutions: &Ids, districts: BTreeSet<(String, SectorScope)>) -> Vec<Transition> {
-        // Building a series and deriving its alerts reads shared state only, so entities are
-        // derived in parallel; the book then reconciles them one by one, in key order.
-        // An institution's history is derived again only from its last quiet period before
-        // the first point that changed: the state there is the initial one, and the alerts
-        // opened up to it are closed and cannot change.
-        let from = std::mem::take(&mut self.pending_from);
-        let mut institutions: Vec<&Arc<str>> = institutions.iter().collect();
-        institutions.sort_unstable();
-        let (mut transitions, mut derived_n, mut resumed) = (Vec::new(), 0, 0);
-        // A chunk at a time: the derived histories are held only until the book has them
-        // (a backlog's settle re-derives tens of thousands of institutions).
-        for chunk in institutions.chunks(DERIVE_CHUNK) {
-            let derived_institutions: Vec<_> = chunk
-                .par_iter()
-                .filter_map(|inst| {
-                    let latest = self.ledger.institution(inst)?.latest()?;
-                    let memo = self.memos.get(&***inst).filter(|m| {
-                        *m.name == *latest.institution_name
-                            && *m.district == *yujing_model::district::code_text(latest.district_code)
-                    });
-                    // Every point after the last one derived is new, and no quiet period is
-                    // after it.
-                    let resume = memo.and_then(|m| {
-                        let first_change = from.get(&***inst).copied().unwrap_or_else(|| m.last.add_months(1));
-                        m.quiet.iter().rev().find(|q| **q < first_change).copied()
-                    });
-                    let series = self.institution_series(inst, resume)?;
-                    let mut quiet: Vec<Period> = Vec::new();
-                    if let (Some(r), Some(m)) = (resume, memo) {
-                        quiet.extend(m.quiet.iter().filter(|q| **q <= r));
-                    }
-                    // The series' last period (a quiet period is a point's: with nothing after
-                    // the resumption, it is the last).
-                    let last = series.points.last().map(|p| p.period).or(resume);
-                    let derived = derive_quiet(&self.rules, &series);
-                    quiet.extend(derived.quiet);
-                    let memo =
-                        last.map(|last| Memo { quiet, last, name: series.entity_name, district: series.district_code });
-                    Some((*inst, series.sector, resume, derived.alerts, memo))
-                })
-                .collect();
-            derived_n += derived_institutions.len();
-            resumed += derived_institutions.iter().filter(|d| d.2.is_some()).count();
-            for (inst, sector, resume, derived, memo) in derived_institutions {
-                transitions.extend(self.book.reconcile_after(EntityKind::Institution, inst, sector, resume, derived));
-                match memo {
-                    Some(memo) => self.memos.insert(inst.clone(), memo),
-                    None => self.memos.remove(&**inst),
-                };
-            }
-        }
-        tracing::debug!(institutions = derived_n, resumed, "institution histories derived");
-        let districts: Vec<(String, SectorScope)> = districts.into_iter().collect();
-        let derived_districts: Vec<_> = districts
-            .par_iter()
-            .map(|(code, scope)| derive(&self.rules, &self.district_series(code, *scope)))
-            .collect();
-        for ((code, scope), derived) in districts.iter().zip(derived_districts) {
-            transitions.extend(self.book.reconcile(EntityKind::District, code, *scope, derived));
-        }
-        transitions
-    }
-
     /// The periods re-aggregated since the last call, for publishing their scores.
     pub fn take_touched_periods(&mut self) -> Vec<Period> {
         std::mem::take(&mut self.touched_periods).into_iter().collect()
@@ -634,89 +567,6 @@ impl Engine {
         Some(month_of_t.add_months(-1))
     }
 
-    /// The series rules see for an institution: every expected period after `after` (all
-    /// of them with `None`), with its scores.
-    fn institution_series(&self, inst: &str, after: Option<Period>) -> Option<EntitySeries> {
-        let rec = self.ledger.institution(inst)?;
-        let latest = rec.latest()?;
-        let scores = self.inst_scores.get(inst);
-        let mut missing_run = 0.0;
-        let mut points = Vec::new();
-        for (period, status) in self.ledger.expected(inst) {
-            let (gap, at) = match status {
-                Expected::OnTime { at } => (0.0, at),
-                Expected::Late { at, .. } => (1.0, at),
-                Expected::Missing { deadline } => (2.0 + missing_run, deadline),
-            };
-            missing_run = if matches!(status, Expected::Missing { .. }) { missing_run + 1.0 } else { 0.0 };
-            if after.is_some_and(|a| period <= a) {
-                continue;
-            }
-            let mut values = BTreeMap::new();
-            values.insert(rule_metrics::REPORTING_GAP.into(), gap);
-            if let Some(s) = scores.and_then(|m| m.get(&period)) {
-                let z = self.trend_z(s);
-                for metric in [rule_metrics::SCORE, rule_metrics::BASE_SCORE, rule_metrics::TREND_Z]
-                    .into_iter()
-                    .chain(s.indicators.iter().map(|i| i.indicator.as_str()))
-                {
-                    if let Some(v) = score_value(s, z, metric) {
-                        values.insert(metric.into(), v);
-                    }
-                }
-            }
-            points.push(SeriesPoint { period, at, values });
-        }
-        Some(EntitySeries {
-            kind: EntityKind::Institution,
-            entity_id: Arc::clone(&rec.institution_id),
-            entity_name: Arc::clone(&latest.institution_name),
-            district_code: yujing_model::district::code_text(latest.district_code),
-            sector: SectorScope::One(rec.sector),
-            points,
-        })
-    }
-
-    /// The series rules see for a district's aggregate of one sector scope.
-    fn district_series(&self, code: &str, scope: SectorScope) -> EntitySeries {
-        let lo: AggKey = (Level::District, code.to_string(), scope, Period::from_index(i32::MIN));
-        let hi: AggKey = (Level::District, code.to_string(), scope, Period::from_index(i32::MAX));
-        let district = code.parse().unwrap_or(0);
-        let mut points = Vec::new();
-        let mut prev_complaints: Option<f64> = None;
-        for a in self.aggregates.range(lo..=hi).map(|(_, a)| a) {
-            let mut values = BTreeMap::from([
-                (rule_metrics::SCORE.into(), a.score),
-                (rule_metrics::ORANGE_PLUS.into(), f64::from(a.orange_plus())),
-                (rule_metrics::INSTITUTIONS.into(), f64::from(a.institutions)),
-            ]);
-            let mut put = |k: &'static str, v: Option<f64>| {
-                if let Some(v) = v.filter(|v| v.is_finite()) {
-                    values.insert(k.into(), v);
-                }
-            };
-            put(rule_metrics::NPL_RATIO, a.npl_ratio);
-            put(rule_metrics::PAYOUT_RATE, a.payout_rate);
-            put(rule_metrics::P2P_COMPLAINTS, a.p2p_complaints);
-            put(rule_metrics::P2P_LENDERS_UNPAID, a.p2p_lenders_unpaid);
-            if let (Some(c), Some(l)) = (a.p2p_complaints, a.p2p_lenders_unpaid) {
-                put(rule_metrics::P2P_COMPLAINTS_PER_1000, (l > 0.0).then(|| c * 1000.0 / l));
-                put(rule_metrics::P2P_COMPLAINTS_GROWTH, prev_complaints.filter(|p| *p > 0.0).map(|p| c / p - 1.0));
-            }
-            prev_complaints = a.p2p_complaints;
-            let at = self.agg_at.get(&(district, scope, a.period)).copied().unwrap_or_else(|| a.period.end());
-            points.push(SeriesPoint { period: a.period, at, values });
-        }
-        EntitySeries {
-            kind: EntityKind::District,
-            entity_id: code.into(),
-            entity_name: yujing_score::entity_name(Level::District, code).into(),
-            district_code: code.into(),
-            sector: scope,
-            points,
-        }
-    }
-
     /// The current alerts (all but superseded), ordered by opening period and id.
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> + '_ {
         self.book.current()
@@ -739,7 +589,7 @@ impl Engine {
 
     /// A score's trend z-score, against its sector-period's current baseline.
     pub fn trend_z(&self, s: &InstitutionScore) -> Option<f64> {
-        s.trend_z(self.trend.get(&(s.sector, s.period)).and_then(Option::as_ref))
+        trend_z_in(&self.trend, s)
     }
 
     /// The trend baseline of every sector-period that has one, for [`Engine::trend_z`]
@@ -803,6 +653,11 @@ fn score_value(s: &InstitutionScore, trend_z: Option<f64>, metric: &str) -> Opti
         _ => s.indicators.iter().find(|i| i.indicator.as_str() == metric).and_then(|i| i.value.get()),
     };
     v.filter(|v| v.is_finite())
+}
+
+/// A score's trend z-score against its sector-period's baseline in `trend`.
+fn trend_z_in(trend: &HashMap<(Sector, Period), Option<TrendBaseline>>, s: &InstitutionScore) -> Option<f64> {
+    s.trend_z(trend.get(&(s.sector, s.period)).and_then(Option::as_ref))
 }
 
 /// An input decoded: its report, or why it is dead-lettered.
