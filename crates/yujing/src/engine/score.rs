@@ -13,11 +13,29 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use yujing_alert::{metrics as rule_metrics, same_outcomes};
 use yujing_model::{EntityKind, InstitutionScore, Period, Report, Sector, SectorScope};
-use yujing_score::{Baseline, TrendBaseline};
+use yujing_score::{Baseline, Scored, TrendBaseline};
 
 /// Periods of one sector to score, each against its baseline and for the given
 /// institutions (`None`: all of them).
 type PeriodWork = BTreeMap<Period, (Baseline, Option<Ids>)>;
+
+/// What scoring a chunk of periods takes, taken before the chunk before it is kept (see
+/// [`Engine::score_periods`]).
+struct Prepared<'p> {
+    /// Each period, its baseline and the institutions to score there (`None`: all).
+    work: Vec<(Period, Baseline, Option<&'p Ids>)>,
+    /// The rows polars scores, in (period, institution) order.
+    reports: Vec<Arc<Report>>,
+    /// The baseline polars scores each period against.
+    polars: BTreeMap<Period, Baseline>,
+}
+
+impl Prepared<'_> {
+    /// The rows, as polars takes them.
+    fn rows(&self) -> Vec<&Report> {
+        self.reports.iter().map(|r| &**r).collect()
+    }
+}
 
 /// Periods of a sector scored in one call in a settle (see [`Engine::score_periods`]).
 const SCORE_CHUNK_PERIODS: usize = 3;
@@ -92,10 +110,25 @@ impl Engine {
         // the period before and its baseline, so the result is the same, and the frames and
         // scores held at once are a few periods' (a backlog's settle scores every period).
         let work: Vec<(&Period, &(Baseline, Option<Ids>))> = periods.iter().collect();
-        for chunk in work.chunks(SCORE_CHUNK_PERIODS) {
-            self.score_chunk(sector, chunk, entities)?;
+        let mut chunks = work.chunks(SCORE_CHUNK_PERIODS);
+        let Some(first) = chunks.next() else { return Ok(()) };
+        let mut current = self.prepare(sector, first);
+        let mut scored = yujing_score::score_sector_against(&self.score, sector, &current.polars, &current.rows())?;
+        // Polars scores the next chunk on the pool while the engine keeps this one's scores.
+        // The next chunk's input is taken first: what it reads of the engine's state is its
+        // own periods', which keeping this chunk does not touch.
+        let config = if work.len() > SCORE_CHUNK_PERIODS { Some(self.score.clone()) } else { None };
+        loop {
+            let Some((next, config)) = chunks.next().map(|c| self.prepare(sector, c)).zip(config.as_ref()) else {
+                self.keep_chunk(sector, current, scored, entities);
+                return Ok(());
+            };
+            let (next_scored, ()) = rayon::join(
+                || yujing_score::score_sector_against(config, sector, &next.polars, &next.rows()),
+                || self.keep_chunk(sector, current, scored, entities),
+            );
+            (current, scored) = (next, next_scored?);
         }
-        Ok(())
     }
 
     /// Whether every report of a sector-period but those of `except` has a score held: what
@@ -121,13 +154,8 @@ impl Engine {
         counted
     }
 
-    /// [`Engine::score_periods`] for some of the periods.
-    fn score_chunk(
-        &mut self,
-        sector: Sector,
-        periods: &[(&Period, &(Baseline, Option<Ids>))],
-        entities: &mut Ids,
-    ) -> Result<(), EngineError> {
+    /// What scoring some of the periods of [`Engine::score_periods`] takes.
+    fn prepare<'p>(&self, sector: Sector, periods: &[(&Period, &'p (Baseline, Option<Ids>))]) -> Prepared<'p> {
         let step = sector.cadence_months();
         // Each period in part (its changed institutions) or in full. In part, the other
         // scores are taken again when the baseline moves: they must all be held.
@@ -152,13 +180,11 @@ impl Engine {
                 }
             }
         }
-        let mut reports: Vec<&Report> = Vec::new();
+        let mut reports: Vec<Arc<Report>> = Vec::new();
         for (q, insts) in needed {
             match insts {
-                None => reports.extend(self.ledger.sector_period(sector, q).map(|r| r.as_ref())),
-                Some(insts) => {
-                    reports.extend(insts.iter().filter_map(|i| self.ledger.report(i, q)).map(|r| r.as_ref()))
-                }
+                None => reports.extend(self.ledger.sector_period(sector, q).cloned()),
+                Some(insts) => reports.extend(insts.iter().filter_map(|i| self.ledger.report(i, q)).cloned()),
             }
         }
         // A period in part against its own cross-section is scored against no baseline
@@ -170,7 +196,13 @@ impl Engine {
                 _ => (p, b),
             })
             .collect();
-        let scored = yujing_score::score_sector_against(&self.score, sector, &polars, &reports)?;
+        Prepared { work, reports, polars }
+    }
+
+    /// Keeps the scores polars gave a prepared chunk: the baselines they set, the scores
+    /// of the periods in part taken again against a baseline that moved.
+    fn keep_chunk(&mut self, sector: Sector, prepared: Prepared<'_>, scored: Scored, entities: &mut Ids) {
+        let Prepared { work, .. } = prepared;
         self.stats.scored += scored.scores.len() as u64;
         let mut fresh: BTreeMap<Period, Vec<InstitutionScore>> = BTreeMap::new();
         for s in scored.scores {
@@ -236,7 +268,6 @@ impl Engine {
                 self.keep(sector, id, p, again, &moved, entities);
             }
         }
-        Ok(())
     }
 
     /// The baseline of a sector-period against its own cross-section, from the changes of
