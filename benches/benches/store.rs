@@ -21,6 +21,7 @@ const MONTHS: usize = 6;
 fn bench_store(c: &mut Criterion) {
     let config = Config::load_with_env(None, std::iter::empty()).expect("default config");
     let mut engine = Engine::new(&config, load_rules(&config).expect("default rules"));
+    engine.track_dirty_slots();
     let history = inputs(&report_lines(INSTITUTIONS, MONTHS, 4), 1);
     for batch in history.chunks(BATCH) {
         engine.process(batch).expect("warm-up batch");

@@ -193,6 +193,8 @@ pub struct Ledger {
     /// The slots touched since the last [`Ledger::take_dirty`], with repeats (a push is
     /// cheaper than a set insert on every report; taking sorts and dedupes them once).
     dirty: Vec<(Arc<str>, Period)>,
+    /// Whether `dirty` is kept: not for a ledger no durable store keeps.
+    untracked: bool,
 }
 
 /// The persisted state of one institution and period: what a durable store keeps so that
@@ -300,10 +302,21 @@ impl Ledger {
     /// The institution-periods whose state changed since the last call (any applied,
     /// duplicate or stale report can change what is seen), for a durable store to write.
     pub fn take_dirty(&mut self) -> Vec<SlotState> {
+        debug_assert!(!self.untracked || self.dirty.is_empty());
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
         dirty.into_iter().filter_map(|(inst, period)| self.slot(&inst, period)).collect()
+    }
+
+    /// Whether to note the slots each report changes for [`Ledger::take_dirty`] (on from
+    /// [`Ledger::new`]). A ledger no durable store keeps need not: off, it holds no note for
+    /// each report applied, and [`Ledger::take_dirty`] returns nothing.
+    pub fn track_dirty(&mut self, on: bool) {
+        self.untracked = !on;
+        if !on {
+            self.dirty = Vec::new();
+        }
     }
 
     /// The state of one institution and period.
@@ -349,7 +362,8 @@ impl Ledger {
     fn apply_inner(&mut self, report: Report) -> (Outcome, Arc<str>) {
         // One descent of the id tree for an institution already known.
         if let Some(rec) = self.institutions.get_mut(&*report.institution_id) {
-            return apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report);
+            let dirty = (!self.untracked).then_some(&mut self.dirty);
+            return apply_to(rec, &mut self.by_sector_period, dirty, report);
         }
         let key: Arc<str> = report.institution_id.clone();
         let rec = InstitutionRecord {
@@ -360,7 +374,8 @@ impl Ledger {
         };
         self.ids.insert(key.clone());
         let rec = self.institutions.entry(key).or_insert(rec);
-        apply_to(rec, &mut self.by_sector_period, &mut self.dirty, report)
+        let dirty = (!self.untracked).then_some(&mut self.dirty);
+        apply_to(rec, &mut self.by_sector_period, dirty, report)
     }
 
     /// An institution's record.
@@ -455,11 +470,11 @@ impl Ledger {
 }
 
 /// Applies a report to its institution's record (the sector-period index and the dirty
-/// list alongside).
+/// list, when kept, alongside).
 fn apply_to(
     rec: &mut InstitutionRecord,
     by_sector_period: &mut BySectorPeriod,
-    dirty: &mut Vec<(Arc<str>, Period)>,
+    dirty: Option<&mut Vec<(Arc<str>, Period)>>,
     mut report: Report,
 ) -> (Outcome, Arc<str>) {
     let key = rec.institution_id.clone();
@@ -468,7 +483,9 @@ fn apply_to(
         return (Outcome::Rejected(Rejection::new(Reason::Inconsistent, why)), key);
     }
     let (period, sector) = (report.period, report.sector);
-    dirty.push((key.clone(), period));
+    if let Some(dirty) = dirty {
+        dirty.push((key.clone(), period));
+    }
     let outcome = match rec.periods.get_mut(&period) {
         None => {
             let first_submitted = report.submitted_at;

@@ -184,12 +184,15 @@ struct Memo {
 }
 
 impl Engine {
-    /// An empty engine with a configuration and a rule pack.
+    /// An empty engine with a configuration and a rule pack. No durable store keeps it yet:
+    /// it notes no changed ledger slots until [`Engine::track_dirty_slots`] (an engine
+    /// [`Engine::restore`]d from a store notes them).
     pub fn new(config: &Config, rules: RulePack) -> Engine {
-        let settings = ledger_settings(config);
+        let mut ledger = Ledger::new(ledger_settings(config));
+        ledger.track_dirty(false);
         Engine {
             decoder: Decoder { limits: DecodeLimits { max_report_bytes: config.ingest.max_report_bytes } },
-            ledger: Ledger::new(settings),
+            ledger,
             score: config.score.clone(),
             rules,
             book: AlertBook::new(),
@@ -230,6 +233,7 @@ impl Engine {
         let mut e = Engine::new(config, rules);
         e.ledger = ledger;
         e.ledger.take_dirty();
+        e.ledger.track_dirty(true);
         e.book = AlertBook::restore(published, actions);
         // As if the whole ledger had just been ingested: every sector-period and institution.
         for r in e.ledger.institutions() {
@@ -423,6 +427,12 @@ impl Engine {
     /// The periods re-aggregated since the last call, for publishing their scores.
     pub fn take_touched_periods(&mut self) -> Vec<Period> {
         std::mem::take(&mut self.touched_periods).into_iter().collect()
+    }
+
+    /// Notes the ledger slots each batch changes from now on, for a durable store
+    /// ([`Engine::take_dirty_slots`]).
+    pub fn track_dirty_slots(&mut self) {
+        self.ledger.track_dirty(true);
     }
 
     /// The ledger slots changed since the last call, for the store.
