@@ -50,6 +50,10 @@ type Before<T> = HashMap<Period, HashMap<Arc<str>, Option<Arc<T>>>>;
 /// most this share of its rows (1 in `DELTA_SHARE`); above it, it is taken again in full.
 const DELTA_SHARE: usize = 8;
 
+/// A sector-period is noted for scoring in full once more than 1 in `IN_FULL_SHARE` of its
+/// reports changed since the last settle.
+const IN_FULL_SHARE: usize = 2;
+
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -303,10 +307,15 @@ impl Engine {
                     }
                     self.stats.accepted += 1;
                     *self.stats.accepted_by_sector.entry(sector).or_default() += 1;
-                    if let Some(insts) =
-                        self.pending_changed.entry((sector, period)).or_insert_with(|| Some(Ids::new()))
-                    {
+                    let pending = self.pending_changed.entry((sector, period)).or_insert_with(|| Some(Ids::new()));
+                    if let Some(insts) = pending {
                         insts.insert(inst.clone());
+                        // Most of the sector-period changed (a new period, a backlog): it is
+                        // scored in full, which gives the same scores, without a set of
+                        // most of its institutions.
+                        if insts.len() * IN_FULL_SHARE > self.ledger.sector_period_len(sector, period) {
+                            *pending = None;
+                        }
                     }
                     note_change(&mut self.pending_from, &inst, period);
                     self.pending_entities.insert(inst);
