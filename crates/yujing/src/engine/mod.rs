@@ -317,7 +317,7 @@ impl Engine {
                             *pending = None;
                         }
                     }
-                    note_change(&mut self.pending_from, &inst, period);
+                    note_change(&mut self.pending_from, &self.memos, &inst, period);
                     self.pending_entities.insert(inst);
                 }
                 (Outcome::Duplicate, _) => self.stats.duplicates += 1,
@@ -403,7 +403,7 @@ impl Engine {
                 let mut p = first.period.add_months(skip * step);
                 while p < last.period && hi.is_some_and(|hi| p <= hi) {
                     if r.report(p).is_none() {
-                        note_change(&mut self.pending_from, &r.institution_id, p);
+                        note_change(&mut self.pending_from, &self.memos, &r.institution_id, p);
                         entities.insert(r.institution_id.clone());
                         break;
                     }
@@ -687,7 +687,17 @@ pub fn decode_all(decoder: &Decoder, inputs: &[Input]) -> Vec<Decoded> {
     inputs.par_iter().map(|input| decoder.decode(input)).collect()
 }
 
-/// Notes that an institution's series may have changed from `period` on.
-fn note_change(from: &mut HashMap<Arc<str>, Period>, inst: &Arc<str>, period: Period) {
-    from.entry(inst.clone()).and_modify(|p| *p = (*p).min(period)).or_insert(period);
+/// Notes that an institution's series may have changed from `period` on. Only a derivation
+/// resumed from a memo reads the note (and only a derivation, which takes the notes first,
+/// makes memos): an institution without one needs none.
+fn note_change(from: &mut HashMap<Arc<str>, Period>, memos: &HashMap<Arc<str>, Memo>, inst: &Arc<str>, period: Period) {
+    if !memos.contains_key(inst) {
+        return;
+    }
+    match from.get_mut(inst) {
+        Some(p) => *p = (*p).min(period),
+        None => {
+            from.insert(inst.clone(), period);
+        }
+    }
 }

@@ -346,7 +346,7 @@ impl Engine {
             }
         });
         if !history_unchanged {
-            note_change(&mut self.pending_from, &id, period);
+            note_change(&mut self.pending_from, &self.memos, &id, period);
             entities.insert(id.clone());
         }
         if let (false, Some(new)) = (same, new) {
