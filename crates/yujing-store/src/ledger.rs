@@ -6,6 +6,8 @@
 
 use chrono::{DateTime, Duration, FixedOffset};
 use foldhash::HashMap;
+use rayon::prelude::*;
+use std::cmp::Reverse;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use yujing_model::period::PeriodMap;
@@ -144,31 +146,76 @@ pub struct LedgerCounts {
 }
 
 /// The winning reports of each sector-period, by institution.
-type BySectorPeriod = HashMap<(Sector, Period), BTreeSet<ByInstitution>>;
+type BySectorPeriod = HashMap<(Sector, Period), SectorPeriod>;
 
-/// A winning report in its sector-period's set, ordered by its institution's id. The report
-/// holds the id: a map keyed by it would hold it a second time, for each of a million
-/// reports.
-#[derive(Debug, Clone)]
-struct ByInstitution(Arc<Report>);
+/// A sector-period whose staged reports are at most 1 in `MERGE_SHARE` of its rows takes
+/// them in one by one; more are sorted and merged in.
+const MERGE_SHARE: usize = 16;
 
-impl PartialEq for ByInstitution {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.institution_id == other.0.institution_id
-    }
+/// The winning reports of one sector-period. Readers walk `rows`, in institution id order;
+/// a report applied is staged, and [`Ledger::index`] puts the staged ones in their places.
+/// Staging keeps ordering off the path of every report applied: a backlog's reports of a
+/// sector-period are sorted once, by id, instead of each finding its place among tens of
+/// thousands of reports (a comparison of ids through each report's pointer).
+#[derive(Debug, Default)]
+struct SectorPeriod {
+    /// The winning reports by institution id, one per institution.
+    rows: Vec<Arc<Report>>,
+    /// The reports that won here since the last [`Ledger::index`], in the order applied:
+    /// the last of an institution's is its winner.
+    staged: Vec<Arc<Report>>,
+    /// How many institutions have a winning report here, staged ones included.
+    len: usize,
 }
 
-impl Eq for ByInstitution {}
-
-impl PartialOrd for ByInstitution {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
+impl SectorPeriod {
+    /// Stages a winning report (`new`: its institution had none here).
+    fn stage(&mut self, winner: Arc<Report>, new: bool) {
+        self.staged.push(winner);
+        self.len += usize::from(new);
     }
-}
 
-impl Ord for ByInstitution {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.institution_id.cmp(&other.0.institution_id)
+    /// Puts the staged reports in their places.
+    fn index(&mut self) {
+        if self.staged.is_empty() {
+            return;
+        }
+        let mut staged: Vec<Option<Arc<Report>>> = std::mem::take(&mut self.staged).into_iter().map(Some).collect();
+        if staged.len() * MERGE_SHARE <= self.rows.len() {
+            for r in staged.into_iter().flatten() {
+                match self.rows.binary_search_by(|x| x.institution_id.cmp(&r.institution_id)) {
+                    Ok(i) => self.rows[i] = r,
+                    Err(i) => self.rows.insert(i, r),
+                }
+            }
+            return;
+        }
+        // The staged reports by id, the latest applied first among an institution's, which
+        // is the one kept.
+        let picks: Vec<usize> = {
+            let mut order: Vec<(&str, Reverse<usize>)> = staged
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| Some((&*r.as_ref()?.institution_id, Reverse(i))))
+                .collect();
+            order.sort_unstable();
+            order.dedup_by_key(|(id, _)| *id);
+            order.into_iter().map(|(_, Reverse(i))| i).collect()
+        };
+        let old = std::mem::take(&mut self.rows);
+        let mut rows = Vec::with_capacity(old.len() + picks.len());
+        let mut old = old.into_iter().peekable();
+        for i in picks {
+            let Some(r) = staged[i].take() else { continue };
+            while let Some(o) = old.next_if(|o| o.institution_id < r.institution_id) {
+                rows.push(o);
+            }
+            // The report it replaces, if any.
+            old.next_if(|o| o.institution_id == r.institution_id);
+            rows.push(r);
+        }
+        rows.extend(old);
+        self.rows = rows;
     }
 }
 
@@ -348,7 +395,8 @@ impl Ledger {
             shared_name: report.institution_name.clone(),
         });
         share_strings(&rec.institution_id, &mut rec.shared_name, Arc::make_mut(&mut report));
-        self.by_sector_period.entry((report.sector, report.period)).or_default().replace(ByInstitution(report.clone()));
+        let new = rec.periods.get(&report.period).is_none();
+        self.by_sector_period.entry((report.sector, report.period)).or_default().stage(report.clone(), new);
         let others =
             state.seen.into_iter().filter(|id| **id != *report.report_id).map(String::into_boxed_str).collect();
         rec.periods.insert(report.period, Slot { winner: report, others, first_submitted: state.first_submitted });
@@ -393,14 +441,29 @@ impl Ledger {
         self.institutions.get(institution_id)?.report(period)
     }
 
-    /// The winning reports of one sector and period, ordered by institution id.
-    pub fn sector_period(&self, sector: Sector, period: Period) -> impl Iterator<Item = &Arc<Report>> + '_ {
-        self.by_sector_period.get(&(sector, period)).into_iter().flat_map(|m| m.iter().map(|r| &r.0))
+    /// Puts the reports applied since the last call in their places in their sector-periods'
+    /// order (on both cores), for [`Ledger::sector_period`]: call it after applying and
+    /// before reading sector-periods.
+    pub fn index(&mut self) {
+        self.by_sector_period.par_iter_mut().for_each(|(_, sp)| sp.index());
     }
 
-    /// How many winning reports one sector and period holds.
+    /// The winning reports of one sector and period, ordered by institution id.
+    ///
+    /// # Panics
+    /// When reports were applied or restored there since the last [`Ledger::index`].
+    pub fn sector_period(&self, sector: Sector, period: Period) -> impl Iterator<Item = &Arc<Report>> + '_ {
+        let sp = self.by_sector_period.get(&(sector, period));
+        assert!(
+            sp.is_none_or(|sp| sp.staged.is_empty()),
+            "{sector} {period} is read before Ledger::index put its new reports in order"
+        );
+        sp.into_iter().flat_map(|sp| sp.rows.iter())
+    }
+
+    /// How many winning reports one sector and period holds (indexed or not).
     pub fn sector_period_len(&self, sector: Sector, period: Period) -> usize {
-        self.by_sector_period.get(&(sector, period)).map_or(0, BTreeSet::len)
+        self.by_sector_period.get(&(sector, period)).map_or(0, |sp| sp.len)
     }
 
     /// Every sector-period holding a report, in no particular order.
@@ -491,7 +554,7 @@ fn apply_to(
             let first_submitted = report.submitted_at;
             share_strings(&rec.institution_id, &mut rec.shared_name, &mut report);
             let winner = Arc::new(report);
-            by_sector_period.entry((sector, period)).or_default().replace(ByInstitution(winner.clone()));
+            by_sector_period.entry((sector, period)).or_default().stage(winner.clone(), true);
             rec.periods.insert(period, Slot { winner, others: Box::default(), first_submitted });
             Outcome::New
         }
@@ -512,7 +575,7 @@ fn apply_to(
             share_strings(&rec.institution_id, &mut rec.shared_name, &mut report);
             let previous = std::mem::replace(&mut slot.winner, Arc::new(report));
             slot.note_other(previous.report_id.clone());
-            by_sector_period.entry((sector, period)).or_default().replace(ByInstitution(slot.winner.clone()));
+            by_sector_period.entry((sector, period)).or_default().stage(slot.winner.clone(), false);
             Outcome::Replaced { previous_revision: current }
         }
     };

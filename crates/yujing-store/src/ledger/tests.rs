@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 use yujing_model::Metrics;
 
 fn report(inst: &str, period: &str, revision: u32, npl: f64, submitted: &str) -> Report {
@@ -186,6 +187,7 @@ proptest! {
             }
         }
         // The sector-period index holds the same winners, one per institution, in id order.
+        l.index();
         for p in ["2020-01", "2020-02"] {
             let held: Vec<(&str, u32)> = l
                 .sector_period(Sector::Microloan, p.parse().unwrap())
@@ -196,6 +198,63 @@ proptest! {
         prop_assert_eq!(l.len(), 4);
         prop_assert_eq!(l.counts().duplicates, 1);
     }
+}
+
+proptest! {
+    /// However the reports applied are put in order (one by one into a long sector-period,
+    /// sorted and merged into a short one, or a mix across calls), a sector-period holds
+    /// each institution's winning report, in id order, and counts them.
+    #[test]
+    fn the_sector_period_index_holds_the_winners_in_id_order(
+        applied in proptest::collection::vec((0..40usize, 1..4u32, 0..2usize, any::<bool>()), 1..160),
+    ) {
+        let mut l = Ledger::new(LedgerSettings::default());
+        let mut model: BTreeMap<(usize, String), (u32, usize)> = BTreeMap::new();
+        for (n, &(inst, rev, p, index_after)) in applied.iter().enumerate() {
+            let (id, period) = (format!("CQ-MLC-{inst}"), ["2020-01", "2020-02"][p]);
+            let mut r = report(&id, period, rev, n as f64, "2020-03-01T10:00:00+08:00");
+            // A distinct report id per application: a higher revision wins, an equal or
+            // lower one is stale.
+            r.report_id = format!("{id}/{period}/r{rev}/{n}").into();
+            l.apply(r);
+            // The first of the highest revision wins: an equal revision is stale.
+            let held = model.entry((p, id)).or_insert((rev, n));
+            if rev > held.0 {
+                *held = (rev, n);
+            }
+            prop_assert_eq!(l.sector_period_len(Sector::Microloan, period.parse().unwrap()), model.keys().filter(|(q, _)| *q == p).count());
+            if index_after {
+                l.index();
+            }
+        }
+        l.index();
+        for (p, period) in ["2020-01", "2020-02"].into_iter().enumerate() {
+            let held: Vec<(String, u32, String)> = l
+                .sector_period(Sector::Microloan, period.parse().unwrap())
+                .map(|r| (r.institution_id.to_string(), r.revision, r.report_id.to_string()))
+                .collect();
+            let want: Vec<(String, u32, String)> = model
+                .iter()
+                .filter(|((q, _), _)| *q == p)
+                .map(|((_, id), (rev, n))| (id.clone(), *rev, format!("{id}/{period}/r{rev}/{n}")))
+                .collect();
+            prop_assert_eq!(held, want);
+        }
+    }
+}
+
+#[test]
+fn a_sector_period_read_before_the_index_is_a_panic_not_a_stale_answer() {
+    let mut l = Ledger::new(LedgerSettings::default());
+    l.apply(report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00"));
+    l.index();
+    l.apply(report("B", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00"));
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        l.sector_period(Sector::Microloan, "2020-01".parse().unwrap()).count()
+    }));
+    assert!(read.is_err());
+    l.index();
+    assert_eq!(l.sector_period(Sector::Microloan, "2020-01".parse().unwrap()).count(), 2);
 }
 
 #[test]

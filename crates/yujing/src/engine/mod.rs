@@ -374,6 +374,8 @@ impl Engine {
     }
 
     fn settle_inner(&mut self) -> Result<Vec<Transition>, EngineError> {
+        // Everything below reads sector-periods in order.
+        self.ledger.index();
         let (started, scored_before, rebaselined_before) = (Instant::now(), self.stats.scored, self.stats.rebaselined);
         let in_part_before = self.stats.aggregated_in_part;
         let mut changed = std::mem::take(&mut self.pending_changed);
