@@ -219,6 +219,11 @@ impl SectorPeriod {
     }
 }
 
+/// How many months [`Ledger::index`] takes deadlines for, from `lo` to a year past `hi`.
+fn deadline_span(lo: Period, hi: Period) -> usize {
+    usize::try_from(hi.index() - lo.index() + 13).unwrap_or(0)
+}
+
 /// The in-memory ledger. Every method is deterministic; the final state depends only on the
 /// set of reports applied, not on their order, except which of two equal revisions wins.
 #[derive(Debug, Default)]
@@ -237,6 +242,11 @@ pub struct Ledger {
     /// The bound [`Ledger::hold_watermark`] set on the latest submission the watermark trails.
     hold: Option<DateTime<FixedOffset>>,
     counts: LedgerCounts,
+    /// The report deadline of each month from the first (by [`Period::index`]) on, as
+    /// [`Ledger::deadline`] gives it (taken in [`Ledger::index`]): a reporting record takes
+    /// one or two for each period of an institution's, each calendar arithmetic in a time
+    /// zone when worked out.
+    deadlines: (i32, Vec<DateTime<FixedOffset>>),
     /// The slots touched since the last [`Ledger::take_dirty`], with repeats (a push is
     /// cheaper than a set insert on every report; taking sorts and dedupes them once).
     dirty: Vec<(Arc<str>, Period)>,
@@ -446,6 +456,17 @@ impl Ledger {
     /// before reading sector-periods.
     pub fn index(&mut self) {
         self.by_sector_period.par_iter_mut().for_each(|(_, sp)| sp.index());
+        // The deadlines of the periods held and a year past them, for the reporting records.
+        let mut periods = self.by_sector_period.keys().map(|(_, p)| *p);
+        if let Some(first) = periods.next() {
+            let (lo, hi) = periods.fold((first, first), |(lo, hi), p| (lo.min(p), hi.max(p)));
+            if self.deadlines.0 != lo.index() || self.deadlines.1.len() < deadline_span(lo, hi) {
+                let table = (0..deadline_span(lo, hi) as i32)
+                    .map(|i| lo.add_months(i).end() + self.settings.report_deadline)
+                    .collect();
+                self.deadlines = (lo.index(), table);
+            }
+        }
     }
 
     /// The winning reports of one sector and period, ordered by institution id.
@@ -483,7 +504,12 @@ impl Ledger {
 
     /// The deadline of a period's report.
     pub fn deadline(&self, period: Period) -> DateTime<FixedOffset> {
-        period.end() + self.settings.report_deadline
+        let (first, table) = &self.deadlines;
+        usize::try_from(period.index() - first)
+            .ok()
+            .and_then(|i| table.get(i))
+            .copied()
+            .unwrap_or_else(|| period.end() + self.settings.report_deadline)
     }
 
     /// Whether the reporting record of an institution ([`Ledger::expected`]) ends in a

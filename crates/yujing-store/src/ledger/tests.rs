@@ -273,3 +273,20 @@ fn institutions_are_walked_in_id_order_applied_or_restored() {
     assert_eq!(ids(&l), ["CQ-MLC-100", "CQ-MLC-20", "CQ-MLC-3"]);
     assert_eq!(ids(&restored), ["A", "B"]);
 }
+
+#[test]
+fn deadlines_from_the_table_are_those_worked_out() {
+    let settings = LedgerSettings { report_deadline: Duration::days(20), ..LedgerSettings::default() };
+    let mut l = Ledger::new(settings);
+    l.apply(report("A", "2020-03", 1, 5.0, "2020-04-10T10:00:00+08:00"));
+    l.apply(report("A", "2020-05", 1, 5.0, "2020-06-10T10:00:00+08:00"));
+    let worked_out = |p: Period| p.end() + Duration::days(20);
+    let periods = || (0..40).map(|i| "2019-06".parse::<Period>().unwrap().add_months(i));
+    let before: Vec<_> = periods().map(|p| l.deadline(p)).collect();
+    l.index();
+    assert!(!l.deadlines.1.is_empty(), "index takes a table");
+    for (p, b) in periods().zip(before) {
+        assert_eq!(l.deadline(p), worked_out(p), "{p}");
+        assert_eq!(b, worked_out(p), "{p} before the table");
+    }
+}
