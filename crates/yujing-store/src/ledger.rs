@@ -180,9 +180,9 @@ impl SectorPeriod {
         if self.staged.is_empty() {
             return;
         }
-        let mut staged: Vec<Option<Arc<Report>>> = std::mem::take(&mut self.staged).into_iter().map(Some).collect();
+        let staged = std::mem::take(&mut self.staged);
         if staged.len() * MERGE_SHARE <= self.rows.len() {
-            for r in staged.into_iter().flatten() {
+            for r in staged {
                 match self.rows.binary_search_by(|x| x.institution_id.cmp(&r.institution_id)) {
                     Ok(i) => self.rows[i] = r,
                     Err(i) => self.rows.insert(i, r),
@@ -193,15 +193,13 @@ impl SectorPeriod {
         // The staged reports by id, the latest applied first among an institution's, which
         // is the one kept.
         let picks: Vec<usize> = {
-            let mut order: Vec<(&str, Reverse<usize>)> = staged
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| Some((&*r.as_ref()?.institution_id, Reverse(i))))
-                .collect();
+            let mut order: Vec<(&str, Reverse<usize>)> =
+                staged.iter().enumerate().map(|(i, r)| (&*r.institution_id, Reverse(i))).collect();
             order.sort_unstable();
             order.dedup_by_key(|(id, _)| *id);
             order.into_iter().map(|(_, Reverse(i))| i).collect()
         };
+        let mut staged: Vec<Option<Arc<Report>>> = staged.into_iter().map(Some).collect();
         let old = std::mem::take(&mut self.rows);
         let mut rows = Vec::with_capacity(old.len() + picks.len());
         let mut old = old.into_iter().peekable();
