@@ -117,18 +117,20 @@ impl Engine {
         // Polars scores the next chunk on the pool while the engine keeps this one's scores.
         // The next chunk's input is taken first: what it reads of the engine's state is its
         // own periods', which keeping this chunk does not touch.
-        let config = if work.len() > SCORE_CHUNK_PERIODS { Some(self.score.clone()) } else { None };
-        loop {
-            let Some((next, config)) = chunks.next().map(|c| self.prepare(sector, c)).zip(config.as_ref()) else {
-                self.keep_chunk(sector, current, scored, entities);
-                return Ok(());
-            };
-            let (next_scored, ()) = rayon::join(
-                || yujing_score::score_sector_against(config, sector, &next.polars, &next.rows()),
-                || self.keep_chunk(sector, current, scored, entities),
-            );
-            (current, scored) = (next, next_scored?);
+        // (A single chunk has nothing to overlap, and no need of the configuration's copy.)
+        if work.len() > SCORE_CHUNK_PERIODS {
+            let config = self.score.clone();
+            for chunk in chunks {
+                let next = self.prepare(sector, chunk);
+                let (next_scored, ()) = rayon::join(
+                    || yujing_score::score_sector_against(&config, sector, &next.polars, &next.rows()),
+                    || self.keep_chunk(sector, current, scored, entities),
+                );
+                (current, scored) = (next, next_scored?);
+            }
         }
+        self.keep_chunk(sector, current, scored, entities);
+        Ok(())
     }
 
     /// Whether every report of a sector-period but those of `except` has a score held: what
