@@ -153,3 +153,20 @@ fn new_rows_are_always_kept_a_row_at_a_time() {
     assert_eq!(running.aggregates(&config), aggregate(&config, &rows).unwrap());
     assert!(running.aggregates(&config).iter().all(|a| a.top.len() == TOP_CONTRIBUTORS.min(a.institutions as usize)));
 }
+
+#[test]
+fn a_group_key_gives_back_its_period_district_and_sector() {
+    let periods =
+        [Period::from_index(0), "2020-01".parse().unwrap(), "2099-12".parse().unwrap(), Period::from_index(-5)];
+    for period in periods {
+        for code in [500101, 500243, 0, (1 << 29) - 1] {
+            for sector in Sector::ALL {
+                assert_eq!(from_group_key(group_key(period, code, sector)), Some((period, code, sector)));
+            }
+        }
+    }
+    // Keys of different groups differ.
+    let a = group_key("2020-01".parse().unwrap(), 500101, Sector::Bank);
+    let b = group_key("2020-02".parse().unwrap(), 500101, Sector::Bank);
+    assert_ne!(a, b);
+}
