@@ -65,9 +65,15 @@ fn base_scores(config: &ScoreConfig, sector: Sector, reports: &[&Report]) -> Res
         let name = ind.as_str();
         let sub = format!("{name}__sub");
         exprs.push(indicator_expr(sector, *ind).alias(name));
-        let scaled = ((indicator_expr(sector, *ind) - lit(c.safe)) / lit(c.critical - c.safe))
-            .clip(lit(0.0), lit(1.0))
-            .fill_nan(lit(0.0))
+        // Clamped to [0, 1] with NaN and null as 0. NaN goes first: polars orders NaN above
+        // every number. (`when`/`then` runs polars' vectorised kernels, where `clip` takes a
+        // value-by-value path that cost more than the rest of the pass.)
+        let x = ((indicator_expr(sector, *ind) - lit(c.safe)) / lit(c.critical - c.safe)).fill_nan(lit(0.0));
+        let scaled = when(x.clone().lt(lit(0.0)))
+            .then(lit(0.0))
+            .when(x.clone().gt(lit(1.0)))
+            .then(lit(1.0))
+            .otherwise(x)
             .fill_null(lit(0.0))
             * lit(100.0);
         exprs.push(scaled.clone().alias(sub.as_str()));
