@@ -105,7 +105,8 @@ fn derive_rule(rule: &Rule, series: &EntitySeries, points: &[&SeriesPoint], out:
     let Some(lowest) = rule.lowest() else {
         return;
     };
-    let key = dedupe_key(&rule.id, series);
+    // Made when the first alert opens: most series open none.
+    let mut key: Option<String> = None;
     let mut streaks = vec![0u32; rule.levels.len()];
     let mut active: Option<Alert> = None;
     // The evidence reflects the last point an alert saw: it is built once, when the alert
@@ -128,7 +129,8 @@ fn derive_rule(rule: &Rule, series: &EntitySeries, points: &[&SeriesPoint], out:
             match (&mut active, target) {
                 (None, None) => {}
                 (None, Some(severity)) => {
-                    active = Some(open(rule, series, &key, point, severity));
+                    let key = key.get_or_insert_with(|| dedupe_key(&rule.id, series));
+                    active = Some(open(rule, series, key, point, severity));
                 }
                 (Some(alert), target) => {
                     if let Some(severity) = target.filter(|s| *s > alert.severity) {

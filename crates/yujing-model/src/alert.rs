@@ -427,10 +427,12 @@ pub fn alert_id(dedupe_key: &str, opened: Period) -> String {
     h.update(b"\x1f");
     h.update(opened.to_string().as_bytes());
     let d = h.finalize();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(19);
     s.push_str("yj-");
     for b in &d[..8] {
-        s.push_str(&format!("{b:02x}"));
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
     }
     s
 }
