@@ -50,6 +50,20 @@ fn malformed_json() {
 }
 
 #[test]
+fn a_name_that_is_not_utf8_is_malformed_json_where_serde_json_says() {
+    let good = serde_json::to_vec(&microloan()).unwrap();
+    assert!(decode(&good, &DecodeLimits::default()).is_ok());
+    // The name's first byte made invalid: only a string's content can be.
+    let at = good.windows(3).position(|w| w == "重".as_bytes()).unwrap();
+    let mut bad = good.clone();
+    bad[at] = 0xff;
+    let err = decode(&bad, &DecodeLimits::default()).unwrap_err();
+    assert_eq!(err.reason, Reason::MalformedJson);
+    let expected = serde_json::from_slice::<Value>(&bad).unwrap_err().to_string();
+    assert_eq!(err.detail, expected, "the position of the bad byte is named");
+}
+
+#[test]
 fn schema_violation() {
     let cases = [
         with(microloan(), &["schema_version"], json!(2)),
