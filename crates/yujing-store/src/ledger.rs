@@ -86,6 +86,8 @@ pub struct InstitutionRecord {
     periods: PeriodMap<Slot>,
     /// The name its reports share (the last one applied with a new name).
     shared_name: Arc<str>,
+    /// Listed in [`Ledger::take_changed`]'s list since it last gave it.
+    changed: bool,
 }
 
 impl InstitutionRecord {
@@ -250,6 +252,9 @@ pub struct Ledger {
     dirty: Vec<(Arc<str>, Period)>,
     /// Whether `dirty` is kept: not for a ledger no durable store keeps.
     untracked: bool,
+    /// The institutions whose winners changed since [`Ledger::take_changed`] last gave them
+    /// (each once: its record's flag says it is here).
+    changed: Vec<Arc<str>>,
 }
 
 /// The persisted state of one institution and period: what a durable store keeps so that
@@ -401,6 +406,7 @@ impl Ledger {
             sector: report.sector,
             periods: PeriodMap::new(),
             shared_name: report.institution_name.clone(),
+            changed: false,
         });
         share_strings(&rec.institution_id, &mut rec.shared_name, Arc::make_mut(&mut report));
         let new = rec.periods.get(&report.period).is_none();
@@ -419,7 +425,7 @@ impl Ledger {
         // One descent of the id tree for an institution already known.
         if let Some(rec) = self.institutions.get_mut(&*report.institution_id) {
             let dirty = (!self.untracked).then_some(&mut self.dirty);
-            return apply_to(rec, &mut self.by_sector_period, dirty, report);
+            return apply_to(rec, &mut self.by_sector_period, (dirty, &mut self.changed), report);
         }
         let key: Arc<str> = report.institution_id.clone();
         let rec = InstitutionRecord {
@@ -427,11 +433,26 @@ impl Ledger {
             sector: report.sector,
             periods: PeriodMap::new(),
             shared_name: report.institution_name.clone(),
+            changed: false,
         };
         self.ids.insert(key.clone());
         let rec = self.institutions.entry(key).or_insert(rec);
         let dirty = (!self.untracked).then_some(&mut self.dirty);
-        apply_to(rec, &mut self.by_sector_period, dirty, report)
+        apply_to(rec, &mut self.by_sector_period, (dirty, &mut self.changed), report)
+    }
+
+    /// The institutions with a new or replaced winning report (an [`Outcome::New`] or
+    /// [`Outcome::Replaced`]) since the last call, each once, in the order first changed.
+    ///
+    /// The record notes that it is listed, so noting costs no lookup per report applied.
+    pub fn take_changed(&mut self) -> Vec<Arc<str>> {
+        let changed = std::mem::take(&mut self.changed);
+        for id in &changed {
+            if let Some(rec) = self.institutions.get_mut(&**id) {
+                rec.changed = false;
+            }
+        }
+        changed
     }
 
     /// An institution's record.
@@ -556,12 +577,12 @@ impl Ledger {
     }
 }
 
-/// Applies a report to its institution's record (the sector-period index and the dirty
-/// list, when kept, alongside).
+/// Applies a report to its institution's record (the sector-period index, the dirty list
+/// when kept, and the list of changed institutions alongside).
 fn apply_to(
     rec: &mut InstitutionRecord,
     by_sector_period: &mut BySectorPeriod,
-    dirty: Option<&mut Vec<(Arc<str>, Period)>>,
+    (dirty, changed): (Option<&mut Vec<(Arc<str>, Period)>>, &mut Vec<Arc<str>>),
     mut report: Report,
 ) -> (Outcome, Arc<str>) {
     let key = rec.institution_id.clone();
@@ -603,6 +624,10 @@ fn apply_to(
             Outcome::Replaced { previous_revision: current }
         }
     };
+    if !rec.changed {
+        rec.changed = true;
+        changed.push(key.clone());
+    }
     (outcome, key)
 }
 

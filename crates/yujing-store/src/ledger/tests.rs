@@ -35,6 +35,28 @@ fn an_institutions_reports_share_one_id_and_one_name_until_the_name_changes() {
 }
 
 #[test]
+fn changed_institutions_are_listed_once_for_new_and_replaced_winners_only() {
+    let mut l = Ledger::new(LedgerSettings::default());
+    let at = "2020-02-10T10:00:00+08:00";
+    l.apply(report("B", "2020-01", 1, 5.0, at));
+    l.apply(report("A", "2020-01", 1, 5.0, at));
+    l.apply(report("B", "2020-02", 1, 5.0, "2020-03-10T10:00:00+08:00"));
+    let ids = |v: Vec<Arc<str>>| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(l.take_changed()), ["B", "A"], "each once, in the order first changed");
+    assert!(l.take_changed().is_empty(), "taking clears the list");
+    // A repeat and a stale revision change no winner.
+    l.apply(report("A", "2020-01", 1, 5.0, at));
+    let mut stale = report("B", "2020-01", 1, 6.0, at);
+    stale.report_id = "B/2020-01/r1-again".into();
+    assert!(matches!(l.apply(stale), Outcome::Rejected(_)));
+    assert!(l.take_changed().is_empty());
+    // A correction does, and so does a new institution; after a take, B is listed again.
+    l.apply(report("B", "2020-01", 2, 7.0, at));
+    l.apply(report("C", "2020-01", 1, 5.0, at));
+    assert_eq!(ids(l.take_changed()), ["B", "C"]);
+}
+
+#[test]
 fn dedupe_and_revisions() {
     let mut l = Ledger::new(LedgerSettings::default());
     let r1 = report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00");

@@ -317,8 +317,8 @@ impl Engine {
                             *pending = None;
                         }
                     }
+                    // (The institution's series changed too: the ledger lists it.)
                     note_change(&mut self.pending_from, &self.memos, &inst, period);
-                    self.pending_entities.insert(inst);
                 }
                 (Outcome::Duplicate, _) => self.stats.duplicates += 1,
                 (Outcome::Rejected(rej), _) => {
@@ -381,6 +381,7 @@ impl Engine {
         let mut changed = std::mem::take(&mut self.pending_changed);
         // A hash set: a backlog's settle adds each institution once for every score it keeps.
         let mut entities: Ids = std::mem::take(&mut self.pending_entities);
+        entities.extend(self.ledger.take_changed());
         let due = self.due_period();
         if due != self.due_through {
             // A report deadline passed: the periods that became due are scored against their
