@@ -425,7 +425,7 @@ impl Ledger {
         // One descent of the id tree for an institution already known.
         if let Some(rec) = self.institutions.get_mut(&*report.institution_id) {
             let dirty = (!self.untracked).then_some(&mut self.dirty);
-            return apply_to(rec, &mut self.by_sector_period, (dirty, &mut self.changed), report);
+            return apply_to(rec, &mut self.by_sector_period, Notes { dirty, changed: &mut self.changed }, report);
         }
         let key: Arc<str> = report.institution_id.clone();
         let rec = InstitutionRecord {
@@ -438,7 +438,7 @@ impl Ledger {
         self.ids.insert(key.clone());
         let rec = self.institutions.entry(key).or_insert(rec);
         let dirty = (!self.untracked).then_some(&mut self.dirty);
-        apply_to(rec, &mut self.by_sector_period, (dirty, &mut self.changed), report)
+        apply_to(rec, &mut self.by_sector_period, Notes { dirty, changed: &mut self.changed }, report)
     }
 
     /// The institutions with a new or replaced winning report (an [`Outcome::New`] or
@@ -577,12 +577,19 @@ impl Ledger {
     }
 }
 
-/// Applies a report to its institution's record (the sector-period index, the dirty list
-/// when kept, and the list of changed institutions alongside).
+/// What applying a report notes beside the record: the slots a durable store is to write
+/// (when kept) and the institutions whose winners changed.
+struct Notes<'a> {
+    dirty: Option<&'a mut Vec<(Arc<str>, Period)>>,
+    changed: &'a mut Vec<Arc<str>>,
+}
+
+/// Applies a report to its institution's record (the sector-period index and the notes
+/// alongside).
 fn apply_to(
     rec: &mut InstitutionRecord,
     by_sector_period: &mut BySectorPeriod,
-    (dirty, changed): (Option<&mut Vec<(Arc<str>, Period)>>, &mut Vec<Arc<str>>),
+    Notes { dirty, changed }: Notes<'_>,
     mut report: Report,
 ) -> (Outcome, Arc<str>) {
     let key = rec.institution_id.clone();
