@@ -4,6 +4,7 @@
 use crate::synth::institution;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use yujing_alert::{EntitySeries, SeriesPoint};
+use yujing_model::alert::Figures;
 use yujing_model::{EntityKind, Period, Report, Sector, SectorScope};
 use yujing_score::{Baseline, ScoreConfig, score_sector_against};
 
@@ -32,11 +33,8 @@ pub fn institution_series(n_institutions: usize, points: usize, seed: u64, confi
         for s in scored.scores {
             let report: &Report = by_key[&(&*s.institution_id, s.period)];
             let id = &*report.institution_id;
-            let mut values = BTreeMap::from([
-                ("reporting_gap".into(), 0.0),
-                ("score".into(), s.score),
-                ("base_score".into(), s.base_score),
-            ]);
+            let mut values: Figures =
+                [("reporting_gap", 0.0), ("score", s.score), ("base_score", s.base_score)].into_iter().collect();
             if let Some(z) = s.trend_z(scored.trend.get(&s.period).and_then(Option::as_ref)) {
                 values.insert("trend_z".into(), z);
             }

@@ -221,14 +221,9 @@ fn refresh(
 ) {
     let threshold = rule.level(alert.severity).or(rule.lowest()).map_or(value, |l| l.at);
     alert.last_period = point.period;
-    let indicators = point
-        .values
-        .iter()
-        .filter(|(k, v)| {
-            v.is_finite() && **k != *rule.metric && **k != *crate::metrics::SCORE && **k != *crate::metrics::TREND_Z
-        })
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
+    let indicators = point.values.retained(|k, v| {
+        v.is_finite() && *k != *rule.metric && k != crate::metrics::SCORE && k != crate::metrics::TREND_Z
+    });
     let reading = Reading { severity: alert.severity, value, threshold, resolved };
     alert.evidence = Evidence {
         metric: rule.metric.clone(),

@@ -17,7 +17,6 @@
 //!    they are active and sends `endsAt` when they end (see [`alertmanager`]).
 //!
 //! ```
-//! use std::collections::BTreeMap;
 //! use yujing_alert::{AlertBook, EntitySeries, RulePack, SeriesPoint, derive};
 //! use yujing_model::{AlertState, EntityKind, Mechanism, Sector, SectorScope, Severity};
 //! use yujing_model::TransitionKind;
@@ -27,7 +26,7 @@
 //!     period: period.parse().unwrap(),
 //!     at: chrono::DateTime::parse_from_rfc3339(&format!("{period}-28T10:00:00+08:00"))
 //!         .unwrap(),
-//!     values: BTreeMap::from([("npl_ratio".into(), npl)]),
+//!     values: [("npl_ratio", npl)].into_iter().collect(),
 //! };
 //! let series = EntitySeries {
 //!     kind: EntityKind::Institution,

@@ -2,9 +2,8 @@
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
+use yujing_model::alert::Figures;
 use yujing_model::{EntityKind, Period, SectorScope};
 
 /// One period of an entity's series.
@@ -18,14 +17,15 @@ pub struct SeriesPoint {
     pub at: DateTime<FixedOffset>,
     /// Metric name → value (see [`crate::metrics`]). An absent metric is unknown this
     /// period: rules on it hold their state. Non-finite values count as absent. The
-    /// pipeline's names are borrowed, not copied.
-    pub values: BTreeMap<Cow<'static, str>, f64>,
+    /// pipeline's names are borrowed, not copied. (A flat map sorted by name: a point
+    /// holds a handful and derivation makes one for every institution and period.)
+    pub values: Figures,
 }
 
 impl SeriesPoint {
     /// The value of a metric, if present and finite.
     pub fn value(&self, metric: &str) -> Option<f64> {
-        self.values.get(metric).copied().filter(|v| v.is_finite())
+        self.values.get(metric).filter(|v| v.is_finite())
     }
 }
 

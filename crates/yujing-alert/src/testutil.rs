@@ -15,11 +15,7 @@ pub fn at(p: &str) -> DateTime<FixedOffset> {
 
 /// A point in month `p` (e.g. `2025-01`) with the given values.
 pub fn pt(p: &str, values: &[(&str, f64)]) -> SeriesPoint {
-    SeriesPoint {
-        period: period(p),
-        at: at(p),
-        values: values.iter().map(|(k, v)| (k.to_string().into(), *v)).collect(),
-    }
+    SeriesPoint { period: period(p), at: at(p), values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect() }
 }
 
 /// Points for consecutive months from 2025-01, one metric each; `None` leaves it out.

@@ -2,8 +2,9 @@
 //! one-shot derivation of the whole series does, and growing a series never supersedes.
 
 use chrono::{DateTime, FixedOffset};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use yujing_alert::{AlertBook, EntitySeries, RulePack, SeriesPoint, derive};
+use yujing_model::alert::Figures;
 use yujing_model::{Alert, AlertState, EntityKind, Period, Sector, SectorScope, Severity, TransitionKind};
 
 /// A small deterministic generator (an LCG), so the test needs no extra dependency.
@@ -31,16 +32,18 @@ fn microloan(seed: u64, months: usize) -> EntitySeries {
             npl = (npl + (rng.next() - 0.5) * 0.05).clamp(0.0, 0.4);
             score = (score + (rng.next() - 0.5) * 25.0).clamp(0.0, 100.0);
             let missing = rng.next() < 0.12;
-            let values: BTreeMap<std::borrow::Cow<'static, str>, f64> = if missing {
-                BTreeMap::from([("reporting_gap".into(), 2.0)])
+            let values: Figures = if missing {
+                [("reporting_gap", 2.0)].into_iter().collect()
             } else {
-                BTreeMap::from([
-                    ("npl_ratio".into(), npl),
-                    ("score".into(), score),
-                    ("leverage".into(), 0.4 + rng.next()),
-                    ("concentration".into(), rng.next() * 0.2),
-                    ("reporting_gap".into(), if rng.next() < 0.1 { 1.0 } else { 0.0 }),
-                ])
+                [
+                    ("npl_ratio", npl),
+                    ("score", score),
+                    ("leverage", 0.4 + rng.next()),
+                    ("concentration", rng.next() * 0.2),
+                    ("reporting_gap", if rng.next() < 0.1 { 1.0 } else { 0.0 }),
+                ]
+                .into_iter()
+                .collect()
             };
             SeriesPoint { period, at: at(period), values }
         })

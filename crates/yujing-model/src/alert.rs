@@ -212,7 +212,35 @@ pub struct Figures(Vec<(Cow<'static, str>, f64)>);
 impl Figures {
     /// The value of a metric.
     pub fn get(&self, metric: &str) -> Option<f64> {
-        self.0.binary_search_by(|(k, _)| (**k).cmp(metric)).ok().map(|i| self.0[i].1)
+        self.position(metric).ok().map(|i| self.0[i].1)
+    }
+
+    /// Whether a metric has a value.
+    pub fn contains_key(&self, metric: &str) -> bool {
+        self.position(metric).is_ok()
+    }
+
+    /// Sets a metric's value (replacing the one it had).
+    pub fn insert(&mut self, metric: Cow<'static, str>, value: f64) {
+        match self.position(&metric) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (metric, value)),
+        }
+    }
+
+    /// Takes a metric out, returning its value.
+    pub fn remove(&mut self, metric: &str) -> Option<f64> {
+        self.position(metric).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// The figures `keep` keeps, in the same order (a name given as a `&'static str` is not
+    /// copied).
+    pub fn retained(&self, keep: impl Fn(&str, f64) -> bool) -> Figures {
+        Figures(self.0.iter().filter(|(k, v)| keep(k, *v)).cloned().collect())
+    }
+
+    fn position(&self, metric: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(metric))
     }
 
     /// The metrics and their values, in name order.
@@ -510,6 +538,23 @@ mod tests {
         let json = serde_json::to_string(&figures).unwrap();
         assert_eq!(json, serde_json::to_string(&map).unwrap());
         assert_eq!(serde_json::from_str::<Figures>(&json).unwrap(), figures);
+    }
+
+    #[test]
+    fn figures_insert_remove_and_retain_as_a_map_does() {
+        let mut figures = Figures::default();
+        let mut map: BTreeMap<String, f64> = BTreeMap::new();
+        for (k, v) in [("score", 1.0), ("leverage", 2.0), ("base_score", 3.0), ("score", 4.0), ("trend_z", 5.0)] {
+            figures.insert(k.into(), v);
+            map.insert(k.into(), v);
+        }
+        assert_eq!(figures.remove("leverage"), map.remove("leverage"));
+        assert_eq!(figures.remove("leverage"), None);
+        assert!(figures.contains_key("trend_z") && !figures.contains_key("leverage"));
+        let pairs = |f: &Figures| f.iter().map(|(k, v)| (k.to_string(), v)).collect::<Vec<_>>();
+        assert_eq!(pairs(&figures), map.clone().into_iter().collect::<Vec<_>>());
+        let kept = figures.retained(|k, v| k != "score" && v > 3.0);
+        assert_eq!(pairs(&kept), [("trend_z".to_string(), 5.0)]);
     }
 
     #[test]

@@ -193,7 +193,7 @@ mod tests {
         let point = |period: &str, npl: f64| SeriesPoint {
             period: period.parse().unwrap(),
             at: chrono::DateTime::parse_from_rfc3339(&format!("{period}-20T10:00:00+08:00")).unwrap(),
-            values: [("npl_ratio".into(), npl)].into_iter().collect(),
+            values: [("npl_ratio", npl)].into_iter().collect(),
         };
         let series = EntitySeries {
             kind: EntityKind::Institution,

@@ -10,9 +10,10 @@
 use super::{AggKey, DERIVE_CHUNK, Engine, Ids, Memo, score_value, trend_z_in};
 use foldhash::HashMap;
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use yujing_alert::{EntitySeries, RulePack, SeriesPoint, derive, derive_quiet, metrics as rule_metrics};
+use yujing_model::alert::Figures;
 use yujing_model::period::PeriodMap;
 use yujing_model::{Alert, EntityKind, InstitutionScore, Level, Period, Sector, SectorScope, Transition};
 use yujing_score::TrendBaseline;
@@ -108,11 +109,13 @@ impl Engine {
         let mut points = Vec::new();
         let mut prev_complaints: Option<f64> = None;
         for a in self.aggregates.range(lo..=hi).map(|(_, a)| a) {
-            let mut values = BTreeMap::from([
-                (rule_metrics::SCORE.into(), a.score),
-                (rule_metrics::ORANGE_PLUS.into(), f64::from(a.orange_plus())),
-                (rule_metrics::INSTITUTIONS.into(), f64::from(a.institutions)),
-            ]);
+            let mut values: Figures = [
+                (rule_metrics::SCORE, a.score),
+                (rule_metrics::ORANGE_PLUS, f64::from(a.orange_plus())),
+                (rule_metrics::INSTITUTIONS, f64::from(a.institutions)),
+            ]
+            .into_iter()
+            .collect();
             let mut put = |k: &'static str, v: Option<f64>| {
                 if let Some(v) = v.filter(|v| v.is_finite()) {
                     values.insert(k.into(), v);
@@ -188,20 +191,21 @@ impl Sources<'_> {
             if after.is_some_and(|a| period <= a) {
                 continue;
             }
-            let mut values = BTreeMap::new();
-            values.insert(rule_metrics::REPORTING_GAP.into(), gap);
-            if let Some(s) = scores.and_then(|m| m.get(&period)) {
+            let score = scores.and_then(|m| m.get(&period));
+            let mut values: Vec<(&'static str, f64)> = Vec::with_capacity(4 + score.map_or(0, |s| s.indicators.len()));
+            values.push((rule_metrics::REPORTING_GAP, gap));
+            if let Some(s) = score {
                 let z = trend_z_in(self.trend, s);
                 for metric in [rule_metrics::SCORE, rule_metrics::BASE_SCORE, rule_metrics::TREND_Z]
                     .into_iter()
                     .chain(s.indicators.iter().map(|i| i.indicator.as_str()))
                 {
                     if let Some(v) = score_value(s, z, metric) {
-                        values.insert(metric.into(), v);
+                        values.push((metric, v));
                     }
                 }
             }
-            points.push(SeriesPoint { period, at, values });
+            points.push(SeriesPoint { period, at, values: values.into_iter().collect() });
         }
         Some(EntitySeries {
             kind: EntityKind::Institution,
