@@ -144,7 +144,8 @@ fn read_line(r: &mut impl BufRead, keep: usize) -> std::io::Result<Option<(Vec<u
 }
 
 fn memchr_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    // Vectorised: a byte-by-byte search was 6% of replay's instructions.
+    memchr::memchr(b'\n', b)
 }
 
 #[cfg(test)]
