@@ -251,7 +251,11 @@ fn schema(detail: impl Into<String>) -> Rejection {
 }
 
 fn valid_id(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && s.chars().all(|c| !c.is_whitespace() && !c.is_control())
+    let visible = |c: char| !c.is_whitespace() && !c.is_control();
+    // An ASCII id (every id seen in practice) is checked a byte at a time: for ASCII the
+    // characters neither white space nor control are exactly the graphic ones.
+    let ok = if s.is_ascii() { s.bytes().all(|b| b.is_ascii_graphic()) } else { s.chars().all(visible) };
+    !s.is_empty() && s.len() <= max && ok
 }
 
 /// Decodes and validates one report from its bytes (one JSONL line or one Kafka message).

@@ -183,3 +183,14 @@ fn arb_json() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+#[test]
+fn an_ascii_id_is_valid_exactly_when_every_character_is_visible() {
+    for b in 0u8..128 {
+        let c = char::from(b);
+        let id = format!("CQ{c}1");
+        assert_eq!(valid_id(&id, 64), !c.is_whitespace() && !c.is_control(), "{b:#04x}");
+    }
+    // Beyond ASCII, Unicode's white space and controls are refused as before.
+    assert!(!valid_id("CQ\u{3000}1", 64) && !valid_id("CQ\u{85}1", 64) && valid_id("CQ-某1", 64));
+}
