@@ -5,6 +5,7 @@ use serde::Deserialize;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::sync::Arc;
 use yujing_model::Position;
 
 /// Configuration of the JSONL file source.
@@ -48,7 +49,8 @@ impl FileSourceConfig {
 }
 
 struct OpenFile {
-    name: String,
+    /// Shared by the positions of every line read.
+    name: Arc<str>,
     path: PathBuf,
     reader: BufReader<File>,
     line: u64,
@@ -85,7 +87,7 @@ impl FileSource {
                 };
                 self.next_file += 1;
                 let file = File::open(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
-                let name = path.display().to_string();
+                let name: Arc<str> = path.display().to_string().into();
                 self.current = Some(OpenFile { name, path, reader: BufReader::with_capacity(1 << 16, file), line: 0 });
             }
             let keep = self.config.max_kept_bytes;

@@ -81,7 +81,7 @@ async fn reports_are_keyed_by_institution_partitioned_by_district_and_consumed_i
     let mut per_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     let mut district_partitions: HashMap<String, BTreeSet<i32>> = HashMap::new();
     for input in &got {
-        assert_eq!(input.position.source, "kafka:reports");
+        assert_eq!(&*input.position.source, "kafka:reports");
         assert_eq!(input.position.line, None);
         let i = *index.get(input.bytes.as_slice()).expect("the bytes as produced");
         assert!(seen.insert(i));

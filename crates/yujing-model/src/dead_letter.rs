@@ -2,12 +2,13 @@
 
 use crate::report::{Reason, Rejection};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Where an input came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
-    /// The file path or `kafka:TOPIC`.
-    pub source: String,
+    /// The file path or `kafka:TOPIC` (shared by every input read from it).
+    pub source: Arc<str>,
     /// 1-based line number, for files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
@@ -21,7 +22,7 @@ pub struct Position {
 
 impl Position {
     /// A line of a file.
-    pub fn line(source: impl Into<String>, line: u64) -> Position {
+    pub fn line(source: impl Into<Arc<str>>, line: u64) -> Position {
         Position { source: source.into(), line: Some(line), partition: None, offset: None }
     }
 }

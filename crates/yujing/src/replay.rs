@@ -103,7 +103,7 @@ pub fn replay(config: &Config, rules: RulePack, opts: &ReplayOptions) -> Result<
         if let Some(store) = store.as_mut() {
             let mut last: BTreeMap<&str, i64> = BTreeMap::new();
             for i in &batch {
-                let l = last.entry(i.position.source.as_str()).or_default();
+                let l = last.entry(&*i.position.source).or_default();
                 *l = (*l).max(i.position.line.unwrap_or(0) as i64);
             }
             let checkpoints = last
@@ -206,7 +206,7 @@ fn read_ahead(
                     Ok(Some(mut batch)) => {
                         // Lines already committed to the store before a restart are skipped.
                         batch.retain(|i| {
-                            i.position.line.unwrap_or(0) as i64 > resume.get(&i.position.source).copied().unwrap_or(0)
+                            i.position.line.unwrap_or(0) as i64 > resume.get(&*i.position.source).copied().unwrap_or(0)
                         });
                         let decoded = decode_all(&decoder, &batch);
                         Ok(Ahead { batch, decoded, read_bytes: source.read_bytes() })

@@ -410,7 +410,7 @@ fn checkpoints(batch: &[Input]) -> Vec<Checkpoint> {
     let mut next: std::collections::BTreeMap<(String, i32), i64> = Default::default();
     for i in batch {
         if let (Some(p), Some(o)) = (i.position.partition, i.position.offset) {
-            let n = next.entry((i.position.source.clone(), p)).or_insert(o + 1);
+            let n = next.entry((i.position.source.to_string(), p)).or_insert(o + 1);
             *n = (*n).max(o + 1);
         }
     }

@@ -116,7 +116,7 @@ fn kill_9_at_random_points_loses_nothing_and_doubles_nothing() {
         text.lines()
             .map(|l| {
                 let d: yujing_model::DeadLetter = serde_json::from_str(l).unwrap();
-                (d.position.source, d.position.line.unwrap())
+                (d.position.source.to_string(), d.position.line.unwrap())
             })
             .collect()
     };

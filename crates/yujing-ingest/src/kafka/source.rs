@@ -153,11 +153,11 @@ impl KafkaSourceConfig {
                 ("statistics.interval.ms", "1000"),
             ],
         )?;
-        let name = format!("kafka:{}", self.topic);
+        let name: Arc<str> = format!("kafka:{}", self.topic).into();
         let ready = Arc::new(AtomicBool::new(false));
         let cells = Arc::new(Cells { lag: (-1).into(), ..Cells::default() });
         let context = SourceContext {
-            name: name.clone(),
+            name: name.to_string(),
             topic: self.topic.clone(),
             ready: ready.clone(),
             cells: cells.clone(),
@@ -203,7 +203,8 @@ pub struct SourceCounters {
 /// Consumes reports from Kafka in batches. See [`KafkaSourceConfig::build`].
 pub struct KafkaSource {
     consumer: StreamConsumer<SourceContext>,
-    name: String,
+    /// Shared by the positions of every message read.
+    name: Arc<str>,
     config: KafkaSourceConfig,
     ready: Arc<AtomicBool>,
     cells: Arc<Cells>,
@@ -402,11 +403,11 @@ impl KafkaSource {
 }
 
 /// Copies a message out of the client.
-fn to_input(name: &str, m: &BorrowedMessage<'_>) -> Input {
+fn to_input(name: &Arc<str>, m: &BorrowedMessage<'_>) -> Input {
     Input {
         bytes: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
         position: Position {
-            source: name.to_owned(),
+            source: name.clone(),
             line: None,
             partition: Some(m.partition()),
             offset: Some(m.offset()),
