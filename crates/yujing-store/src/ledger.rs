@@ -96,6 +96,11 @@ impl InstitutionRecord {
         self.periods.values().map(|s| &s.winner)
     }
 
+    /// How many periods have a winning report.
+    pub fn report_count(&self) -> usize {
+        self.periods.len()
+    }
+
     /// The winning report of a period.
     pub fn report(&self, period: Period) -> Option<&Arc<Report>> {
         self.periods.get(&period).map(|s| &s.winner)

@@ -402,6 +402,12 @@ impl Engine {
                 // walk the record's periods in (lo, hi] only.
                 let (Some(first), Some(last)) = (r.reports().next(), r.reports().next_back()) else { continue };
                 let step = r.sector.cadence_months();
+                // Every period of a record is on its sector's cadence from the first (a
+                // bank's are quarter-ends): one with a report for each has no gap.
+                let span = (last.period.index() - first.period.index()) / step + 1;
+                if usize::try_from(span).is_ok_and(|n| n == r.report_count()) {
+                    continue;
+                }
                 let skip = lo.map_or(0, |lo| (lo.index() - first.period.index()).div_euclid(step) + 1).max(0);
                 let mut p = first.period.add_months(skip * step);
                 while p < last.period && hi.is_some_and(|hi| p <= hi) {
