@@ -105,9 +105,11 @@ pub fn render(f: &Figures, c: &Context) -> String {
     );
     let _ = writeln!(
         s,
-        "| `yujing replay` of the {} reports ({:.1} s) | {} | 300k/s / 1M/s | {} |",
+        "| `yujing replay` of the {} reports ({:.1} s, the median of {}: {}) | {} | 300k/s / 1M/s | {} |",
         f.reports,
         f.replay_s,
+        f.replay_runs.len(),
+        f.replay_runs.iter().map(|s| format!("{s:.1} s")).collect::<Vec<_>>().join(", "),
         rate(f.replay_rate),
         verdict(f.replay_rate >= 3e5, f.replay_rate >= 1e6)
     );
@@ -162,7 +164,7 @@ pub fn json(f: &Figures, c: &Context) -> Value {
         "run": {"reports_per_s": f.run_rate, "reports_per_s_from_start": f.run_rate_total,
                 "of_bare": f.run_rate / f.bare_rate, "first_commit_s": f.run_first_commit_s,
                 "institution_periods_held": f.run_held, "peak_rss_bytes": f.run_peak_rss, "rss_bytes": f.run_rss},
-        "replay": {"seconds": f.replay_s, "reports_per_s": f.replay_rate},
+        "replay": {"seconds": f.replay_s, "reports_per_s": f.replay_rate, "runs_s": f.replay_runs},
         "latency": {"rate": l.rate, "achieved_rate": l.achieved_rate, "measured_s": l.measured_s,
                     "warm_up_s": l.warm_up_s, "service_caught_up": l.caught_up,
                     "bare_produce_to_consume": pct(&l.bare), "report_to_alert": pct(&l.alert)},
