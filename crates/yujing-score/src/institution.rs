@@ -56,19 +56,24 @@ struct BaseRow {
 }
 
 /// Indicators, sub-scores and the weighted base score of every report, in one polars pass.
+///
+/// In three steps, each reading the columns of the one before, so that every indicator and
+/// sub-score is computed once (the crate builds polars without common-subexpression
+/// elimination): the indicators, then their sub-scores, then the base score from those.
 fn base_scores(config: &ScoreConfig, sector: Sector, reports: &[&Report]) -> Result<Vec<BaseRow>> {
     let cutoffs = config.sector_cutoffs(sector);
+    let (mut indicators, mut subs) = (Vec::with_capacity(cutoffs.len()), Vec::with_capacity(cutoffs.len()));
     let mut exprs = Vec::with_capacity(cutoffs.len() * 2 + 2);
     let mut weighted = Vec::with_capacity(cutoffs.len());
     exprs.push(col("row"));
     for (ind, c) in &cutoffs {
         let name = ind.as_str();
         let sub = format!("{name}__sub");
-        exprs.push(indicator_expr(sector, *ind).alias(name));
+        indicators.push(indicator_expr(sector, *ind).alias(name));
         // Clamped to [0, 1] with NaN and null as 0. NaN goes first: polars orders NaN above
         // every number. (`when`/`then` runs polars' vectorised kernels, where `clip` takes a
         // value-by-value path that cost more than the rest of the pass.)
-        let x = ((indicator_expr(sector, *ind) - lit(c.safe)) / lit(c.critical - c.safe)).fill_nan(lit(0.0));
+        let x = ((col(name) - lit(c.safe)) / lit(c.critical - c.safe)).fill_nan(lit(0.0));
         let scaled = when(x.clone().lt(lit(0.0)))
             .then(lit(0.0))
             .when(x.clone().gt(lit(1.0)))
@@ -76,12 +81,14 @@ fn base_scores(config: &ScoreConfig, sector: Sector, reports: &[&Report]) -> Res
             .otherwise(x)
             .fill_null(lit(0.0))
             * lit(100.0);
-        exprs.push(scaled.clone().alias(sub.as_str()));
-        weighted.push(scaled * lit(c.weight));
+        subs.push(scaled.alias(sub.as_str()));
+        exprs.push(col(name));
+        exprs.push(col(sub.as_str()));
+        weighted.push(col(sub.as_str()) * lit(c.weight));
     }
     let base = weighted.into_iter().reduce(|a, b| a + b).unwrap_or_else(|| lit(0.0));
     exprs.push(base.alias("base"));
-    let out = frame(sector, reports)?.lazy().select(exprs).collect()?;
+    let out = frame(sector, reports)?.lazy().with_columns(indicators).with_columns(subs).select(exprs).collect()?;
 
     let base = out.column("base")?.f64()?;
     let mut rows: Vec<BaseRow> = base
