@@ -130,7 +130,7 @@ fn read_line(r: &mut impl BufRead, keep: usize) -> std::io::Result<Option<(Vec<u
             return Ok(any.then_some((out, len)));
         }
         any = true;
-        let (chunk, done) = match memchr_newline(buf) {
+        let (chunk, done) = match memchr::memchr(b'\n', buf) {
             Some(i) => (&buf[..i], Some(i + 1)),
             None => (buf, None),
         };
@@ -143,11 +143,6 @@ fn read_line(r: &mut impl BufRead, keep: usize) -> std::io::Result<Option<(Vec<u
             return Ok(Some((out, len)));
         }
     }
-}
-
-fn memchr_newline(b: &[u8]) -> Option<usize> {
-    // Vectorised: a byte-by-byte search was 6% of replay's instructions.
-    memchr::memchr(b'\n', b)
 }
 
 #[cfg(test)]
