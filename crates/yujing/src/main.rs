@@ -16,6 +16,34 @@ use yujing_model::Period;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// The environment variable jemalloc reads its options from (this build's prefix is `_rjem_`).
+const JEMALLOC_CONF_VAR: &str = "_RJEM_MALLOC_CONF";
+
+/// jemalloc's options, unless the environment gives its own: pages freed and left unused
+/// for a second go back to the kernel, instead of after ten (jemalloc's default). A settle
+/// frees hundreds of megabytes of short-lived scores, frames and series; kept for ten
+/// seconds they stood on top of the state held. `yujing replay -q` of 1M reports, three
+/// runs each, alternated: peak RSS 854–881 → 784–809 MiB, wall and CPU time unchanged.
+const JEMALLOC_CONF: &str = "dirty_decay_ms:1000";
+
+/// jemalloc reads its options once, before `main`: so the process executes itself again
+/// (same pid, arguments and descriptors) with [`JEMALLOC_CONF`] in the environment. An
+/// environment that sets `_RJEM_MALLOC_CONF`, even to nothing, is left as it is. Returns
+/// only when executing failed; the process then runs with jemalloc's defaults.
+fn tune_allocator() -> Option<std::io::Error> {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(JEMALLOC_CONF_VAR).is_some() {
+        return None;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return Some(e),
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    Some(std::process::Command::new(&exe).arg0(arg0).args(args).env(JEMALLOC_CONF_VAR, JEMALLOC_CONF).exec())
+}
+
 /// 渝警 yujing — scores Chongqing's supervised financial institutions from their reports and
 /// raises graded early-warning alerts (blue / yellow / orange / red), each naming the
 /// response mechanism the regulator must start.
@@ -298,7 +326,11 @@ fn init_tracing() {
 }
 
 fn main() {
+    let not_tuned = tune_allocator();
     init_tracing();
+    if let Some(e) = not_tuned {
+        tracing::warn!(error = %e, conf = JEMALLOC_CONF, "cannot execute again with these allocator options; running with jemalloc's defaults");
+    }
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(2);

@@ -98,3 +98,46 @@ fn check_config_names_the_bad_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("scroe") && err.contains("line"), "{err}");
 }
+
+/// The environment and arguments of a running `yujing hash-token` (it waits for its token
+/// on standard input), once `wanted` holds for its environment or after `patience`.
+#[cfg(target_os = "linux")]
+fn environ_of_waiting_process(
+    cmd: &mut Command,
+    wanted: impl Fn(&[String]) -> bool,
+    patience: std::time::Duration,
+) -> (Vec<String>, Vec<String>) {
+    let mut child = cmd.arg("hash-token").stdin(std::process::Stdio::piped()).spawn().unwrap();
+    let split = |b: Vec<u8>| -> Vec<String> {
+        b.split(|c| *c == 0).filter(|v| !v.is_empty()).map(|v| String::from_utf8_lossy(v).into_owned()).collect()
+    };
+    let proc = std::path::PathBuf::from(format!("/proc/{}", child.id()));
+    let deadline = std::time::Instant::now() + patience;
+    let (env, cmdline) = loop {
+        let env = split(std::fs::read(proc.join("environ")).unwrap_or_default());
+        if wanted(&env) || std::time::Instant::now() > deadline {
+            break (env, split(std::fs::read(proc.join("cmdline")).unwrap_or_default()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"a token\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    (env, cmdline)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_binary_runs_with_jemalloc_returning_freed_pages_after_a_second() {
+    let conf = |env: &[String]| env.iter().find(|v| v.starts_with("_RJEM_MALLOC_CONF=")).cloned();
+    let secs = std::time::Duration::from_secs;
+    let (env, cmdline) =
+        environ_of_waiting_process(yujing().env_remove("_RJEM_MALLOC_CONF"), |env| conf(env).is_some(), secs(10));
+    assert_eq!(conf(&env).as_deref(), Some("_RJEM_MALLOC_CONF=dirty_decay_ms:1000"));
+    // Executed again with the same arguments.
+    assert_eq!(cmdline, [env!("CARGO_BIN_EXE_yujing"), "hash-token"]);
+
+    // An operator's own options, even none, are left as they are.
+    let (env, _) = environ_of_waiting_process(yujing().env("_RJEM_MALLOC_CONF", ""), |_| false, secs(1));
+    assert_eq!(conf(&env).as_deref(), Some("_RJEM_MALLOC_CONF="));
+}
