@@ -117,8 +117,9 @@ pub struct PipelineStats {
 /// What a snapshot is built from.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotParts {
-    /// Every institution.
-    pub institutions: Vec<InstitutionView>,
+    /// Every institution. Shared: the pipeline hands the same view to the next snapshot
+    /// while the institution's scores and reports stay as they were.
+    pub institutions: Vec<Arc<InstitutionView>>,
     /// Every aggregate (district, region, city; every sector scope and period).
     pub aggregates: Vec<AggregateScore>,
     /// The current alerts (superseded ones left out), shared with the alert book.
@@ -215,7 +216,7 @@ pub struct Snapshot {
 
 #[derive(Debug, Default)]
 struct Scores {
-    institutions: BTreeMap<String, InstitutionView>,
+    institutions: BTreeMap<String, Arc<InstitutionView>>,
     by_district: BTreeMap<u32, Vec<String>>,
     aggregates: BTreeMap<(Level, String, SectorScope), Series>,
     periods: BTreeSet<Period>,
@@ -243,8 +244,12 @@ impl Snapshot {
             series.sort_by_key(|a| a.period);
         }
         for mut inst in parts.institutions {
-            inst.scores.sort_by_key(|s| s.period);
-            inst.reports.sort_by_key(|r| r.period);
+            // Copied only when out of order: the pipeline's views come in order.
+            if !inst.scores.is_sorted_by_key(|s| s.period) || !inst.reports.is_sorted_by_key(|r| r.period) {
+                let view = Arc::make_mut(&mut inst);
+                view.scores.sort_by_key(|s| s.period);
+                view.reports.sort_by_key(|r| r.period);
+            }
             scores.by_district.entry(inst.district_code).or_default().push(inst.id.clone());
             scores.institutions.insert(inst.id.clone(), inst);
         }
@@ -350,17 +355,22 @@ impl Snapshot {
 
     /// An institution.
     pub fn institution(&self, id: &str) -> Option<&InstitutionView> {
-        self.scores.institutions.get(id)
+        self.scores.institutions.get(id).map(|v| &**v)
     }
 
     /// The institutions of a district.
     pub fn institutions_in(&self, code: u32) -> impl Iterator<Item = &InstitutionView> + '_ {
-        self.scores.by_district.get(&code).into_iter().flatten().filter_map(|id| self.scores.institutions.get(id))
+        self.scores
+            .by_district
+            .get(&code)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.scores.institutions.get(id).map(|v| &**v))
     }
 
     /// Every institution, by id.
     pub fn institutions(&self) -> impl Iterator<Item = &InstitutionView> + '_ {
-        self.scores.institutions.values()
+        self.scores.institutions.values().map(|v| &**v)
     }
 
     /// A score's trend z-score, against its sector-period's baseline.

@@ -526,7 +526,8 @@ async fn p_event_shows_only_when_the_snapshot_has_one() {
         flag_at: 0.3,
         flagged: true,
     };
-    parts.institutions.iter_mut().find(|i| i.id == "MLC-B").unwrap().p_event = Some(p);
+    let view = parts.institutions.iter_mut().find(|i| i.id == "MLC-B").unwrap();
+    std::sync::Arc::make_mut(view).p_event = Some(p);
     app.snapshots.publish(yujing_serve::Snapshot::new(parts));
     let r = get(&app.router, "/api/v1/institutions/MLC-B", REGULATOR).await;
     assert_eq!(r.body["p_event"]["p"], 0.42, "{}", r.text);

@@ -12,19 +12,22 @@ use crate::peers::PeerView;
 use crate::publishing::Publisher;
 use anyhow::{Context, Result};
 use chrono::Timelike;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 use yujing_alert::{ENGINE, Error as AlertError, RulePack};
 use yujing_model::period::china_tz;
-use yujing_model::{Alert, Period, Transition};
+use yujing_model::{Alert, Transition};
 use yujing_serve::{
-    ActionError, ActionReceiver, ActionRequest, ActionSender, AlertAction, AuditEntry, EventProbability,
-    IndicatorCutoff, InstitutionView, PipelineStats, Snapshot, SnapshotHandle, SnapshotParts, StressError,
-    StressReceiver, StressRequest, StressSender, action_channel, stress_channel,
+    ActionError, ActionReceiver, ActionRequest, ActionSender, AlertAction, AuditEntry, Snapshot, SnapshotHandle,
+    SnapshotParts, StressError, StressReceiver, StressRequest, StressSender, action_channel, stress_channel,
 };
 use yujing_store::{BatchWrite, Store};
+
+mod views;
+
+pub use views::{Views, snapshot, snapshot_parts, snapshot_parts_reusing};
 
 /// How many action requests may wait for the pipeline.
 const ACTION_QUEUE: usize = 64;
@@ -34,95 +37,6 @@ const STRESS_QUEUE: usize = 8;
 
 /// How many stress projections may run at once (each reruns the scoring twice); more get 503.
 const MAX_PROJECTIONS: usize = 2;
-
-/// Each institution's probability of an event at its latest scored period, when the
-/// configuration has a `[probability]` model.
-fn latest_p_events(config: &Config, engine: &Engine) -> HashMap<(String, Period), EventProbability> {
-    let Some(model) = &config.probability else { return HashMap::new() };
-    let mut latest: HashMap<&str, Period> = HashMap::new();
-    for s in engine.institution_scores() {
-        let e = latest.entry(&*s.institution_id).or_insert(s.period);
-        *e = (*e).max(s.period);
-    }
-    let periods: BTreeSet<Period> = latest.values().copied().collect();
-    let mut out = HashMap::new();
-    for period in periods {
-        for (id, p) in crate::backtest::probability::p_events(model, engine, period) {
-            if latest.get(id.as_str()) == Some(&period) {
-                let e = EventProbability {
-                    period,
-                    p,
-                    horizon_months: model.horizon,
-                    flag_at: model.flag_at,
-                    flagged: p >= model.flag_at,
-                };
-                out.insert((id, period), e);
-            }
-        }
-    }
-    out
-}
-
-/// A snapshot of the engine's current state.
-pub fn snapshot(engine: &Engine, config: &Config, audit: &[AuditEntry]) -> Snapshot {
-    Snapshot::new(snapshot_parts(engine, config, audit))
-}
-
-/// What a snapshot of the engine's current state is built from.
-pub fn snapshot_parts(engine: &Engine, config: &Config, audit: &[AuditEntry]) -> SnapshotParts {
-    let mut p_events = latest_p_events(config, engine);
-    let institutions = engine
-        .ledger()
-        .institutions()
-        .filter_map(|r| {
-            let latest = r.latest()?;
-            let scores: Vec<_> = engine.scores_of(&r.institution_id).cloned().collect();
-            let p_event = scores.last().and_then(|s| p_events.remove(&(r.institution_id.to_string(), s.period)));
-            Some(InstitutionView {
-                id: r.institution_id.to_string(),
-                name: latest.institution_name.to_string(),
-                sector: r.sector,
-                district_code: latest.district_code,
-                scores,
-                reports: r.reports().cloned().collect(),
-                p_event,
-            })
-        })
-        .collect();
-    let cutoffs = config
-        .score
-        .indicators
-        .keys()
-        .flat_map(|sector| {
-            config.score.sector_cutoffs(*sector).into_iter().map(|(indicator, c)| IndicatorCutoff {
-                sector: *sector,
-                indicator,
-                safe: c.safe,
-                critical: c.critical,
-                weight: c.weight,
-            })
-        })
-        .collect();
-    let st = engine.stats();
-    SnapshotParts {
-        institutions,
-        aggregates: engine.aggregates().cloned().collect(),
-        alerts: engine.shared_alerts().cloned().collect(),
-        audit: audit.to_vec(),
-        cutoffs,
-        trend_baselines: engine.trend_baselines().collect(),
-        complete_through: engine.complete_through(),
-        stats: PipelineStats {
-            received: st.received,
-            accepted: st.accepted,
-            duplicates: st.duplicates,
-            rejected: st.rejected_total(),
-            batches: st.batches,
-        },
-        generated_at: Some(chrono::Utc::now().with_timezone(&china_tz())),
-        ..SnapshotParts::default()
-    }
-}
 
 fn action_error(e: AlertError) -> ActionError {
     match e {
@@ -156,6 +70,8 @@ pub struct ApiLink {
     peers_seen: u64,
     /// Where actions on the peers' alerts go.
     forwarder: Option<Forwarder>,
+    /// The institutions' views of the last snapshot, shared with the next where unchanged.
+    views: Views,
 }
 
 /// What stress projections need besides the engine's reports.
@@ -199,6 +115,7 @@ pub fn link(config: &Config, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> (
         peers: None,
         peers_seen: 0,
         forwarder: None,
+        views: Views::default(),
     };
     (link, snapshots, tx)
 }
@@ -375,7 +292,7 @@ impl ApiLink {
     /// The engine's parts of a snapshot; notes the peers' version and that the view is
     /// being brought up to date.
     fn parts(&mut self, engine: &Engine, config: &Config) -> SnapshotParts {
-        let parts = snapshot_parts(engine, config, &self.audit);
+        let parts = snapshot_parts_reusing(engine, config, &self.audit, &mut self.views);
         if let Some(peers) = &self.peers {
             self.peers_seen = peers.version();
         }

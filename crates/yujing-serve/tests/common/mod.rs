@@ -186,7 +186,7 @@ pub fn parts() -> SnapshotParts {
             let line = report_line(id, &district.to_string(), p, npl * 1e8);
             view.reports.push(Arc::new(decode(line.as_bytes(), &DecodeLimits::default()).unwrap()));
         }
-        institutions.push(view);
+        institutions.push(Arc::new(view));
     }
     let mut aggregates = Vec::new();
     for p in periods {
