@@ -11,7 +11,7 @@
 //! go out again in order: the alerts topic is compacted by alert id, and a later state must
 //! never be overwritten by an earlier one.
 
-use crate::engine::Engine;
+use crate::engine::{DistrictScoreKey, Engine};
 use crate::metrics::Metrics;
 use crate::peers::score_key;
 use crate::service::KafkaConfig;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use yujing_ingest::kafka::{KafkaSink, Record, dead_letter_record};
-use yujing_model::{DeadLetter, Level, Period, Transition};
+use yujing_model::{AggregateScore, DeadLetter, Level, Period, Transition};
 use yujing_store::{Delivery, Store, StoreConfig};
 
 /// The header naming the store an alert transition was published from (see
@@ -57,15 +57,26 @@ pub fn score_records(engine: &Engine, periods: &BTreeSet<Period>) -> Vec<Record>
     engine
         .aggregates()
         .filter(|a| a.level == Level::District && periods.contains(&a.period))
-        .filter_map(|a| {
-            let mut value = serde_json::to_value(a).ok()?;
-            let code = a.entity_id.parse::<u32>().ok();
-            let s = code.map(|c| engine.district_sums(c, a.sector, a.period)).unwrap_or_default();
-            value.as_object_mut()?.insert("sums".into(), serde_json::to_value(s).ok()?);
-            let value = serde_json::to_vec(&value).ok()?;
-            Some(Record { key: score_key(a), value, headers: Vec::new(), partition: None })
-        })
+        .filter_map(|a| score_record(engine, a))
         .collect()
+}
+
+/// The district score records of `keys` ([`Engine::take_changed_district_scores`]), as
+/// [`score_records`] makes them.
+pub fn changed_score_records(engine: &Engine, keys: &BTreeSet<DistrictScoreKey>) -> Vec<Record> {
+    keys.iter()
+        .filter_map(|(district, scope, period)| engine.aggregate(Level::District, district, *scope, *period))
+        .filter_map(|a| score_record(engine, a))
+        .collect()
+}
+
+fn score_record(engine: &Engine, a: &AggregateScore) -> Option<Record> {
+    let mut value = serde_json::to_value(a).ok()?;
+    let code = a.entity_id.parse::<u32>().ok();
+    let s = code.map(|c| engine.district_sums(c, a.sector, a.period)).unwrap_or_default();
+    value.as_object_mut()?.insert("sums".into(), serde_json::to_value(s).ok()?);
+    let value = serde_json::to_vec(&value).ok()?;
+    Some(Record { key: score_key(a), value, headers: Vec::new(), partition: None })
 }
 
 /// Every period that has district scores.
@@ -426,5 +437,56 @@ impl Publisher {
         }
         self.count(topic, delivered, failed);
         sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use yujing_alert::RulePack;
+    use yujing_ingest::Input;
+    use yujing_model::Position;
+
+    /// Sample lines `from..to` of the 2020 sample as inputs.
+    fn lines(from: usize, to: usize) -> Vec<Input> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/sample/reports-2020.jsonl");
+        let text = std::fs::read_to_string(path).unwrap();
+        (text.lines().enumerate().skip(from).take(to - from))
+            .map(|(i, l)| Input {
+                bytes: l.as_bytes().to_vec(),
+                position: Position::line("t", i as u64 + 1),
+                truncated_from: None,
+            })
+            .collect()
+    }
+
+    /// Every district score record the engine has, by key.
+    fn all(engine: &Engine) -> BTreeMap<String, Vec<u8>> {
+        score_records(engine, &all_periods(engine)).into_iter().map(|r| (r.key, r.value)).collect()
+    }
+
+    #[test]
+    fn a_settle_publishes_exactly_the_district_scores_that_changed() {
+        let config = crate::config::Config::load(None).unwrap();
+        let mut engine = Engine::new(&config, RulePack::default_pack());
+        engine.process(&lines(0, 1200)).unwrap();
+        let keys = engine.take_changed_district_scores();
+        let first = changed_score_records(&engine, &keys);
+        let mut held = all(&engine);
+        assert_eq!(first.into_iter().map(|r| (r.key, r.value)).collect::<BTreeMap<_, _>>(), held);
+        // Batch by batch: new reports, then the same again (duplicates change nothing).
+        for (from, to) in [(1200, 1260), (1200, 1260), (1260, 1261), (1261, 1400)] {
+            engine.process(&lines(from, to)).unwrap();
+            let keys = engine.take_changed_district_scores();
+            let changed: BTreeMap<String, Vec<u8>> =
+                changed_score_records(&engine, &keys).into_iter().map(|r| (r.key, r.value)).collect();
+            let now = all(&engine);
+            let differ: BTreeMap<String, Vec<u8>> =
+                now.iter().filter(|(k, v)| held.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+            assert_eq!(changed, differ, "lines {from}..{to}");
+            assert!(changed.len() < now.len(), "lines {from}..{to}: every district score published again");
+            held = now;
+        }
     }
 }

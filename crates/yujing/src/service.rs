@@ -15,7 +15,7 @@
 use crate::config::Config;
 use crate::durable::open_engine;
 use crate::engine::BatchOutput;
-use crate::outbox::{PublisherHandle, all_periods, score_records};
+use crate::outbox::{PublisherHandle, all_periods, changed_score_records, score_records};
 use crate::writer::{Commit, Committed, StoreWriter};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -265,8 +265,8 @@ pub async fn run(
         if let Some(c) = previous {
             committed(&source, alertmanager.as_ref(), &mut pacer, c)?;
         }
-        let touched = engine.take_touched_periods().into_iter().collect();
-        let scores = score_records(&engine, &touched);
+        let changed = engine.take_changed_district_scores();
+        let scores = changed_score_records(&engine, &changed);
         let positions: Vec<Position> = batch.iter().map(|i| i.position.clone()).collect();
         let transitions = out.transitions.len();
         writer.submit(Commit::take(

@@ -36,6 +36,9 @@ use yujing_store::{Ledger, LedgerSettings, Outcome, SlotState};
 /// Key of an aggregate: level, entity, sector scope, period (ordered for series building).
 pub type AggKey = (Level, String, SectorScope, Period);
 
+/// A district score's identity: the district's code, the sector scope and the period.
+pub type DistrictScoreKey = (String, SectorScope, Period);
+
 /// A set of institutions, unordered: a batch notes one per report, and scoring sorts them.
 type Ids = HashSet<Arc<str>>;
 
@@ -143,7 +146,9 @@ pub struct Engine {
     district_sums: HashMap<(u32, SectorScope, Period), DistrictSums>,
     due_through: Option<Period>,
     stats: Stats,
-    touched_periods: BTreeSet<Period>,
+    /// The district scores (district, scope, period) whose aggregate or sums changed since
+    /// the last [`Engine::take_changed_district_scores`].
+    changed_district_scores: BTreeSet<DistrictScoreKey>,
     /// Sector-periods ingested since the last settle, each with the institutions whose
     /// report changed (`None`: all of them).
     pending_changed: Pending,
@@ -210,7 +215,7 @@ impl Engine {
             district_sums: HashMap::new(),
             due_through: None,
             stats: Stats::default(),
-            touched_periods: BTreeSet::new(),
+            changed_district_scores: BTreeSet::new(),
             pending_changed: BTreeMap::new(),
             pending_entities: Ids::new(),
             baselines: HashMap::new(),
@@ -442,9 +447,11 @@ impl Engine {
         Ok(transitions)
     }
 
-    /// The periods re-aggregated since the last call, for publishing their scores.
-    pub fn take_touched_periods(&mut self) -> Vec<Period> {
-        std::mem::take(&mut self.touched_periods).into_iter().collect()
+    /// The district scores whose aggregate or sums changed since the last call, for
+    /// publishing them: a settle re-aggregates every district of each period it touches,
+    /// and most come out as they were.
+    pub fn take_changed_district_scores(&mut self) -> BTreeSet<DistrictScoreKey> {
+        std::mem::take(&mut self.changed_district_scores)
     }
 
     /// Notes the ledger slots each batch changes from now on, for a durable store
@@ -472,7 +479,6 @@ impl Engine {
         touched: &BTreeSet<(Sector, Period)>,
     ) -> Result<BTreeSet<(String, SectorScope)>, EngineError> {
         let periods: BTreeSet<Period> = touched.iter().map(|(_, p)| *p).collect();
-        self.touched_periods.extend(&periods);
         let (reports_before, scores_before) =
             (std::mem::take(&mut self.reports_before), std::mem::take(&mut self.scores_before));
         // A live batch changes a few rows of a period: they are taken out of its running
@@ -503,9 +509,19 @@ impl Engine {
         taken.sort_by_key(|(p, ..)| *p);
         let mut changed = BTreeSet::new();
         for (p, agg, aggregates) in taken {
-            self.district_sums.retain(|k, _| k.2 != p);
+            let mut sums_before = HashMap::new();
+            self.district_sums.retain(|k, v| {
+                let keep = k.2 != p;
+                if !keep {
+                    sums_before.insert((k.0, k.1), *v);
+                }
+                keep
+            });
             for d in agg.districts() {
                 let sums = DistrictSums { npl: d.npl, loans: d.loans, payouts: d.payouts, released: d.released };
+                if sums_before.get(&(d.district_code, d.scope)) != Some(&sums) {
+                    self.changed_district_scores.insert((d.district_code.to_string(), d.scope, p));
+                }
                 self.district_sums.insert((d.district_code, d.scope, p), sums);
                 if self.agg_at.insert((d.district_code, d.scope, p), d.latest) != Some(d.latest) {
                     changed.insert((d.district_code.to_string(), d.scope));
@@ -516,6 +532,7 @@ impl Engine {
                 if self.aggregates.get(&key) != Some(&a) {
                     if a.level == Level::District {
                         changed.insert((a.entity_id.clone(), a.sector));
+                        self.changed_district_scores.insert((a.entity_id.clone(), a.sector, a.period));
                     }
                     self.aggregates.insert(key, a);
                 }
