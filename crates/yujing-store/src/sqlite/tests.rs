@@ -189,3 +189,26 @@ fn a_store_keeps_its_origin_across_reopening_and_two_stores_differ() {
     let (_d, mut b) = store();
     assert_ne!(b.origin().unwrap(), origin);
 }
+
+#[test]
+fn a_new_store_has_16k_pages_and_one_made_before_keeps_its_own() {
+    let page_size = |path: &Path| -> i64 {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.db");
+    drop(StoreConfig::at(&new).build().unwrap());
+    assert_eq!(page_size(&new), PAGE_SIZE);
+
+    // A store made with SQLite's default pages, in WAL mode, as earlier builds made them.
+    let old = dir.path().join("old.db");
+    {
+        let c = rusqlite::Connection::open(&old).unwrap();
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+        c.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+    }
+    assert_eq!(page_size(&old), 4096);
+    drop(StoreConfig::at(&old).build().unwrap());
+    assert_eq!(page_size(&old), 4096);
+}
