@@ -36,7 +36,7 @@ fn main() {
     // As if the store had taken the warm state.
     engine.take_touched_alerts();
     engine.take_dirty_slots();
-    engine.take_touched_periods();
+    engine.take_changed_district_scores();
     println!("warm: {} reports of {n} institutions in {:.1?}", history.len(), started.elapsed());
 
     let next = inputs(&next_batch_lines(n, MONTHS, 2 * n, (3, 2, 1), 8), history.len() as u64 + 1);
@@ -47,7 +47,7 @@ fn main() {
         engine.process(batch).expect("a live batch");
         // What the service hands the store after every batch.
         let (alerts, slots) = (engine.take_touched_alerts().len(), engine.take_dirty_slots().len());
-        engine.take_touched_periods();
+        engine.take_changed_district_scores();
         let t = started.elapsed();
         let st = engine.stats();
         println!(
