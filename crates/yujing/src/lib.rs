@@ -30,4 +30,6 @@ pub mod report;
 pub mod serve;
 pub mod service;
 pub mod stress;
+#[cfg(test)]
+mod testing;
 pub mod writer;

@@ -443,23 +443,9 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::sample_inputs as lines;
     use std::collections::BTreeMap;
     use yujing_alert::RulePack;
-    use yujing_ingest::Input;
-    use yujing_model::Position;
-
-    /// Sample lines `from..to` of the 2020 sample as inputs.
-    fn lines(from: usize, to: usize) -> Vec<Input> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/sample/reports-2020.jsonl");
-        let text = std::fs::read_to_string(path).unwrap();
-        (text.lines().enumerate().skip(from).take(to - from))
-            .map(|(i, l)| Input {
-                bytes: l.as_bytes().to_vec(),
-                position: Position::line("t", i as u64 + 1),
-                truncated_from: None,
-            })
-            .collect()
-    }
 
     /// Every district score record the engine has, by key.
     fn all(engine: &Engine) -> BTreeMap<String, Vec<u8>> {

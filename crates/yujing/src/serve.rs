@@ -557,15 +557,7 @@ mod tests {
     /// An engine that has processed the sample's first 1,500 reports (it has open alerts).
     fn sample_engine(config: &Config) -> Engine {
         let mut engine = Engine::new(config, RulePack::default_pack());
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/sample/reports-2020.jsonl");
-        let lines: Vec<Input> = std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .take(1500)
-            .enumerate()
-            .map(|(i, l)| Input { bytes: l.into(), position: Position::line("t", i as u64 + 1), truncated_from: None })
-            .collect();
-        engine.process(&lines).unwrap();
+        engine.process(&crate::testing::sample_inputs(0, 1500)).unwrap();
         engine
     }
 

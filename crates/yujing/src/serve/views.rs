@@ -157,22 +157,8 @@ pub fn snapshot_parts_reusing(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::sample_inputs as lines;
     use yujing_alert::RulePack;
-    use yujing_ingest::Input;
-    use yujing_model::Position;
-
-    /// Sample lines `from..to` of the 2020 sample as inputs.
-    fn lines(from: usize, to: usize) -> Vec<Input> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/sample/reports-2020.jsonl");
-        let text = std::fs::read_to_string(path).unwrap();
-        (text.lines().enumerate().skip(from).take(to - from))
-            .map(|(i, l)| Input {
-                bytes: l.as_bytes().to_vec(),
-                position: Position::line("t", i as u64 + 1),
-                truncated_from: None,
-            })
-            .collect()
-    }
 
     /// Whether two views show the same institution, scores and reports.
     fn same(a: &InstitutionView, b: &InstitutionView) -> bool {
