@@ -54,6 +54,10 @@ pub struct Options {
     /// Keep the working directory (broker data, stores, logs) and print where it is.
     #[arg(long)]
     pub keep: bool,
+    /// Measure the latency phase only (no bare consumer, `run` or `replay`), for comparing
+    /// two builds of the live path: prints its two rows and writes no JSON.
+    #[arg(long)]
+    pub latency_only: bool,
 }
 
 /// Every figure of one run.
@@ -151,6 +155,17 @@ pub fn main(opts: Options) -> Result<()> {
         broker.create_topic(topic, partitions)?;
     }
 
+    if opts.latency_only {
+        let spec = latency_spec(&opts, latency_secs);
+        f.latency = latency::measure(&bin, &config, &brokers, &dir, &messages, &spec)?;
+        drop(broker);
+        println!("{}", table::render_latency(&f.latency));
+        if opts.keep {
+            eprintln!("working directory kept: {}", work.keep().display());
+        }
+        return Ok(());
+    }
+
     eprintln!("producing {} reports to bench.reports", f.reports);
     f.produce_s = kafka::produce_all(&brokers, "bench.reports", &messages)?;
     // Every message was acknowledged; tansu's memory engine under-reports high watermarks,
@@ -187,13 +202,7 @@ pub fn main(opts: Options) -> Result<()> {
     f.replay_rate = f.reports as f64 / f.replay_s;
 
     eprintln!("latency at {} reports/s for {latency_secs} s after a 10 s warm-up", opts.rate);
-    let spec = latency::Spec {
-        rate: opts.rate,
-        warm_up: Duration::from_secs(10),
-        measured: Duration::from_secs(latency_secs),
-        trigger_every: opts.trigger_every.max(2),
-        partitions: opts.partitions,
-    };
+    let spec = latency_spec(&opts, latency_secs);
     f.latency = latency::measure(&bin, &config, &brokers, &dir, &messages, &spec)?;
     drop(broker);
 
@@ -216,6 +225,17 @@ pub fn main(opts: Options) -> Result<()> {
         eprintln!("working directory kept: {}", work.keep().display());
     }
     Ok(())
+}
+
+/// The latency phase's stream: `opts.rate` reports/s, measured for `secs` after 10 s.
+fn latency_spec(opts: &Options, secs: u64) -> latency::Spec {
+    latency::Spec {
+        rate: opts.rate,
+        warm_up: Duration::from_secs(10),
+        measured: Duration::from_secs(secs),
+        trigger_every: opts.trigger_every.max(2),
+        partitions: opts.partitions,
+    }
 }
 
 /// The reports of the files as Kafka messages: keyed by institution, partitioned by

@@ -1,7 +1,7 @@
 //! The run's table (Markdown, as pasted into the README) and its JSON.
 
 use super::Figures;
-use super::latency::Percentiles;
+use super::latency::{Latency, Percentiles};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -65,7 +65,6 @@ fn missing(p: &Percentiles) -> String {
 pub fn render(f: &Figures, c: &Context) -> String {
     let ratio = f.run_rate / f.bare_rate;
     let l = &f.latency;
-    let gap = l.alert.p99 - l.bare.p99;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -113,21 +112,7 @@ pub fn render(f: &Figures, c: &Context) -> String {
         rate(f.replay_rate),
         verdict(f.replay_rate >= 3e5, f.replay_rate >= 1e6)
     );
-    let _ = writeln!(
-        s,
-        "| produce → consume, bare consumer, p50 / p99 / max at {:.0}/s | {} | the baseline | (after {:.0} s of warm-up{}) |",
-        l.achieved_rate,
-        lat(&l.bare),
-        l.warm_up_s,
-        if l.caught_up { "" } else { "; **the service had not caught up**" }
-    );
-    let _ = writeln!(
-        s,
-        "| report → alert on the alerts topic, p50 / p99 / max | {} | p99 ≤ 100 ms / ≤ bare p99 + 20 ms ({:+.1} ms) | {} |",
-        lat(&l.alert),
-        gap,
-        verdict(l.alert.p99 <= 100.0 && l.alert.missing == 0, gap <= 20.0 && l.alert.missing == 0)
-    );
+    s.push_str(&latency_rows(l));
     let _ = writeln!(
         s,
         "| peak RSS of `yujing run` holding {} institution-periods | {:.0} MiB (at the end {:.0} MiB) | 1024 / 400 MiB | {} |",
@@ -143,6 +128,33 @@ pub fn render(f: &Figures, c: &Context) -> String {
         f.reports,
         f.produce_s,
         rate(f.reports as f64 / f.produce_s)
+    );
+    s
+}
+
+/// The latency phase's two rows (`--latency-only`), with the table's header.
+pub fn render_latency(l: &Latency) -> String {
+    format!("| measure | result | target (floor / goal) | verdict |\n|---|---:|---|---|\n{}", latency_rows(l))
+}
+
+/// The rows of the latency phase: the bare consumer's hop and report → alert.
+fn latency_rows(l: &Latency) -> String {
+    let gap = l.alert.p99 - l.bare.p99;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| produce → consume, bare consumer, p50 / p99 / max at {:.0}/s | {} | the baseline | (after {:.0} s of warm-up{}) |",
+        l.achieved_rate,
+        lat(&l.bare),
+        l.warm_up_s,
+        if l.caught_up { "" } else { "; **the service had not caught up**" }
+    );
+    let _ = writeln!(
+        s,
+        "| report → alert on the alerts topic, p50 / p99 / max | {} | p99 ≤ 100 ms / ≤ bare p99 + 20 ms ({:+.1} ms) | {} |",
+        lat(&l.alert),
+        gap,
+        verdict(l.alert.p99 <= 100.0 && l.alert.missing == 0, gap <= 20.0 && l.alert.missing == 0)
     );
     s
 }
