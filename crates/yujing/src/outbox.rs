@@ -16,14 +16,20 @@ use crate::metrics::Metrics;
 use crate::peers::score_key;
 use crate::service::KafkaConfig;
 use anyhow::{Context, Result};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
-use yujing_ingest::kafka::{KafkaSink, Record, dead_letter_record};
-use yujing_model::{AggregateScore, DeadLetter, Level, Period, Transition};
-use yujing_store::{Delivery, Store, StoreConfig};
+use yujing_ingest::kafka::{KafkaSink, Record};
+use yujing_model::{AggregateScore, Level, Period};
+use yujing_store::StoreConfig;
+
+mod deliver;
+mod marker;
+
+use deliver::Publisher;
+use marker::Marker;
 
 /// The header naming the store an alert transition was published from (see
 /// [`Store::origin`]): the whole-city view skips its own alerts when it reads them back.
@@ -111,6 +117,8 @@ impl PublisherHandle {
         metrics: Option<Arc<Metrics>>,
     ) -> Result<PublisherHandle> {
         let mut store = StoreConfig::at(store_path).build().context("opening the store for the publisher")?;
+        let marker =
+            Marker::spawn(StoreConfig::at(store_path).build().context("opening the store for the publisher")?)?;
         let mut publisher = Publisher::new(kafka);
         publisher.metrics = metrics;
         publisher.origin = store.origin()?.into_bytes();
@@ -123,7 +131,7 @@ impl PublisherHandle {
         std::thread::Builder::new()
             .name("publisher".into())
             .spawn(move || {
-                let counters = runtime.block_on(publisher.run(store, sink, rx));
+                let counters = runtime.block_on(publisher.run(store, marker, sink, rx));
                 let _ = done_tx.send(counters);
             })
             .context("starting the publisher's thread")?;
@@ -196,247 +204,6 @@ impl PublisherWaker {
     /// Tells the publisher the store's outbox has something new.
     pub fn wake(&self) {
         let _ = self.tx.send(Work::Wake);
-    }
-}
-
-/// Publishes the store's outbox and the changed district scores.
-struct Publisher {
-    dlq_topic: String,
-    alerts_topic: String,
-    scores_topic: String,
-    pending_scores: BTreeMap<String, Record>,
-    /// The store's origin, as a header of every alert transition.
-    origin: Vec<u8>,
-    backoff: Duration,
-    next_try: Option<Instant>,
-    counters: PublishCounters,
-    metrics: Option<Arc<Metrics>>,
-}
-
-/// The outcome of sending one ordered run of records.
-struct Sent {
-    /// Sequence numbers delivered, as an unbroken prefix.
-    delivered: Vec<i64>,
-    /// Sequence numbers in that prefix refused for good.
-    undeliverable: Vec<i64>,
-    /// Whether anything after the prefix failed (and stays pending).
-    failed: bool,
-}
-
-impl Publisher {
-    /// A publisher to the topics of `kafka`, with no scores pending.
-    fn new(kafka: &KafkaConfig) -> Publisher {
-        Publisher {
-            dlq_topic: kafka.dlq_topic.clone(),
-            alerts_topic: kafka.alerts_topic.clone(),
-            scores_topic: kafka.scores_topic.clone(),
-            pending_scores: BTreeMap::new(),
-            origin: Vec::new(),
-            backoff: MIN_BACKOFF,
-            next_try: None,
-            counters: PublishCounters::default(),
-            metrics: None,
-        }
-    }
-
-    fn count(&mut self, topic: &str, delivered: usize, failed: usize) {
-        self.counters.delivered += delivered as u64;
-        self.counters.failed += failed as u64;
-        if let Some(m) = &self.metrics {
-            if delivered > 0 {
-                m.record_publish(topic, delivered, true);
-            }
-            if failed > 0 {
-                m.record_publish(topic, failed, false);
-            }
-        }
-    }
-
-    /// Waits for work and delivers it, until the handle is dropped; then one last round.
-    async fn run(
-        mut self,
-        mut store: Store,
-        sink: KafkaSink,
-        mut rx: mpsc::UnboundedReceiver<Work>,
-    ) -> PublishCounters {
-        let mut open = true;
-        while open {
-            match tokio::time::timeout(TICK, rx.recv()).await {
-                Ok(Some(work)) => self.take(work),
-                Ok(None) => open = false,
-                Err(_) => {} // the tick: retry what is pending
-            }
-            while let Ok(work) = rx.try_recv() {
-                self.take(work);
-            }
-            if !open {
-                // The last round, whatever the backoff says.
-                self.next_try = None;
-            }
-            if let Err(e) = self.publish(&mut store, &sink).await {
-                tracing::error!(error = %format!("{e:#}"), "the publisher cannot use the store; retrying");
-            }
-        }
-        if let Err(e) = sink.flush(Duration::from_secs(5)) {
-            tracing::warn!(error = %e, "flushing the producer");
-        }
-        self.counters
-    }
-
-    fn take(&mut self, work: Work) {
-        if let Work::Scores(records) = work {
-            for r in records {
-                self.pending_scores.insert(r.key.clone(), r);
-            }
-        }
-    }
-
-    /// Delivers what is pending, unless a failed round asked to wait. Delivery failures are
-    /// counted and logged, not returned; an error means the store failed.
-    async fn publish(&mut self, store: &mut Store, sink: &KafkaSink) -> Result<()> {
-        if self.next_try.is_some_and(|t| Instant::now() < t) {
-            return Ok(());
-        }
-        // Alerts first: someone is waiting for them, and each kind waits for its acks.
-        let mut failed = false;
-        failed |= self.transitions(store, sink).await?;
-        failed |= self.dead_letters(store, sink).await?;
-        failed |= self.scores(sink).await;
-        if failed {
-            self.next_try = Some(Instant::now() + self.backoff);
-            tracing::warn!(retry_in = ?self.backoff, "some deliveries to Kafka failed; they stay pending");
-            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        } else {
-            self.next_try = None;
-            self.backoff = MIN_BACKOFF;
-        }
-        Ok(())
-    }
-
-    async fn dead_letters(&mut self, store: &mut Store, sink: &KafkaSink) -> Result<bool> {
-        loop {
-            let pending = store.pending_dead_letters(CHUNK)?;
-            if pending.is_empty() {
-                return Ok(false);
-            }
-            let records = pending
-                .iter()
-                .map(|d| {
-                    let letter: DeadLetter = serde_json::from_str(&d.record).context("a stored dead letter")?;
-                    Ok((d.seq, dead_letter_record(&letter, &d.original)))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let sent = self.send(sink, &self.dlq_topic.clone(), &records).await;
-            store.mark_dead_letters(&sent.delivered, Delivery::Published)?;
-            store.mark_dead_letters(&sent.undeliverable, Delivery::Undeliverable)?;
-            if sent.failed || pending.len() < CHUNK {
-                return Ok(sent.failed);
-            }
-        }
-    }
-
-    async fn transitions(&mut self, store: &mut Store, sink: &KafkaSink) -> Result<bool> {
-        loop {
-            let pending = store.audit(0, CHUNK, true)?;
-            if pending.is_empty() {
-                return Ok(false);
-            }
-            let records = pending
-                .iter()
-                .map(|a| {
-                    let t: Transition = serde_json::from_str(&a.record).context("a stored transition")?;
-                    let record = Record {
-                        key: a.alert_id.clone(),
-                        value: serde_json::to_vec(&t.alert)?,
-                        headers: vec![
-                            ("yujing.transition".into(), a.kind.as_bytes().to_vec()),
-                            ("yujing.by".into(), a.actor.clone().into_bytes()),
-                            (ORIGIN_HEADER.into(), self.origin.clone()),
-                        ],
-                        partition: None,
-                    };
-                    Ok((a.seq, record))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let started = Instant::now();
-            let sent = self.send(sink, &self.alerts_topic.clone(), &records).await;
-            let sent_in = started.elapsed();
-            store.mark_audit(&sent.delivered, Delivery::Published)?;
-            store.mark_audit(&sent.undeliverable, Delivery::Undeliverable)?;
-            // How long the oldest of them waited in the outbox, from its commit.
-            let waited = pending.first().map(|a| chrono::Utc::now().signed_duration_since(a.recorded_at));
-            tracing::debug!(
-                records = records.len(),
-                delivered = sent.delivered.len(),
-                waited_ms = waited.map_or(0, |w| w.num_milliseconds()),
-                send_ms = sent_in.as_millis() as u64,
-                mark_ms = (started.elapsed() - sent_in).as_millis() as u64,
-                "transitions published"
-            );
-            if sent.failed || pending.len() < CHUNK {
-                return Ok(sent.failed);
-            }
-        }
-    }
-
-    async fn scores(&mut self, sink: &KafkaSink) -> bool {
-        if self.pending_scores.is_empty() {
-            return false;
-        }
-        let pending = std::mem::take(&mut self.pending_scores);
-        let results =
-            futures::future::join_all(pending.values().map(|r| sink.send_record(&self.scores_topic, r))).await;
-        let (mut delivered, mut failed) = (0, 0);
-        for ((key, record), result) in pending.into_iter().zip(results) {
-            match result {
-                Ok(_) => delivered += 1,
-                Err(e) => {
-                    failed += 1;
-                    tracing::debug!(topic = %self.scores_topic, error = %e, "district score not delivered");
-                    // Unless a newer record of the key came meanwhile.
-                    self.pending_scores.entry(key).or_insert(record);
-                }
-            }
-        }
-        let topic = self.scores_topic.clone();
-        self.count(&topic, delivered, failed);
-        failed > 0
-    }
-
-    /// Sends `records` (in sequence order) concurrently; the delivered prefix is what may be
-    /// marked. A record refused for good does not break the prefix.
-    async fn send(&mut self, sink: &KafkaSink, topic: &str, records: &[(i64, Record)]) -> Sent {
-        let results = futures::future::join_all(records.iter().map(|(_, r)| sink.send_record(topic, r))).await;
-        let mut sent = Sent { delivered: Vec::new(), undeliverable: Vec::new(), failed: false };
-        let (mut delivered, mut failed) = (0, 0);
-        for ((seq, record), result) in records.iter().zip(results) {
-            match result {
-                Ok(_) if !sent.failed => {
-                    delivered += 1;
-                    sent.delivered.push(*seq);
-                }
-                // Delivered, but after a failure: sent again in order next round.
-                Ok(_) => delivered += 1,
-                Err(e) if e.is_permanent() && !sent.failed => {
-                    self.counters.undeliverable += 1;
-                    if let Some(m) = &self.metrics {
-                        m.record_publish(topic, 1, false);
-                    }
-                    tracing::error!(topic, seq, key = %record.key, bytes = record.value.len(), error = %e,
-                        "the broker refuses this record for good; it is kept in the store as undeliverable");
-                    sent.undeliverable.push(*seq);
-                }
-                Err(e) => {
-                    if !sent.failed {
-                        tracing::warn!(topic, seq, error = %e, "delivery failed; this and later records stay pending");
-                    }
-                    failed += 1;
-                    sent.failed = true;
-                }
-            }
-        }
-        self.count(topic, delivered, failed);
-        sent
     }
 }
 

@@ -29,15 +29,18 @@ pub enum Delivery {
 }
 
 impl Store {
-    /// Dead letters not yet delivered, oldest first, at most `limit`.
-    pub fn pending_dead_letters(&self, limit: usize) -> Result<Vec<StoredDeadLetter>> {
+    /// Dead letters not yet delivered after `after_seq` (0: all of them), oldest first, at
+    /// most `limit`.
+    pub fn pending_dead_letters(&self, after_seq: i64, limit: usize) -> Result<Vec<StoredDeadLetter>> {
         let e = |err| sql(err, &self.path);
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT seq, record, original FROM dead_letters WHERE state = 0 ORDER BY seq LIMIT ?1")
+            .prepare_cached(
+                "SELECT seq, record, original FROM dead_letters WHERE state = 0 AND seq > ?1 ORDER BY seq LIMIT ?2",
+            )
             .map_err(e)?;
         let rows = stmt
-            .query_map([limit as i64], |r| {
+            .query_map(params![after_seq, limit as i64], |r| {
                 Ok(StoredDeadLetter { seq: r.get(0)?, record: r.get(1)?, original: r.get(2)? })
             })
             .map_err(e)?;
@@ -98,17 +101,20 @@ mod tests {
         let mut s = StoreConfig::at(dir.path().join("s.db")).build().unwrap();
         let batch = BatchWrite { dead_letters: vec![letter(1), letter(2), letter(3)], ..Default::default() };
         s.commit(&batch).unwrap();
-        let pending = s.pending_dead_letters(10).unwrap();
+        let pending = s.pending_dead_letters(0, 10).unwrap();
         assert_eq!(pending.len(), 3);
         assert_eq!(pending[1].original, vec![2, 0xff], "the original bytes come back as they were");
+        let after = s.pending_dead_letters(pending[0].seq, 10).unwrap();
+        assert_eq!(after.iter().map(|d| d.seq).collect::<Vec<_>>(), [pending[1].seq, pending[2].seq]);
+        assert_eq!(s.pending_dead_letters(0, 2).unwrap().len(), 2, "at most the limit");
         s.mark_dead_letters(&[pending[0].seq], Delivery::Published).unwrap();
         s.mark_dead_letters(&[pending[1].seq], Delivery::Undeliverable).unwrap();
-        let left = s.pending_dead_letters(10).unwrap();
+        let left = s.pending_dead_letters(0, 10).unwrap();
         assert_eq!(left.iter().map(|d| d.record.as_str()).collect::<Vec<_>>(), ["{\"n\":3}"]);
         assert_eq!(s.dead_letter_counts().unwrap(), (1, 1, 1));
         drop(s);
         // Still there after a reopen.
         let s = StoreConfig::at(dir.path().join("s.db")).build().unwrap();
-        assert_eq!(s.pending_dead_letters(10).unwrap().len(), 1);
+        assert_eq!(s.pending_dead_letters(0, 10).unwrap().len(), 1);
     }
 }
