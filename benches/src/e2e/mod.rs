@@ -54,10 +54,19 @@ pub struct Options {
     /// Keep the working directory (broker data, stores, logs) and print where it is.
     #[arg(long)]
     pub keep: bool,
-    /// Measure the latency phase only (no bare consumer, `run` or `replay`), for comparing
-    /// two builds of the live path: prints its two rows and writes no JSON.
-    #[arg(long)]
-    pub latency_only: bool,
+    /// Measure one phase only, for comparing two builds: `run` (the bare consumer and
+    /// `yujing run`, with its memory) or `latency`. Prints its rows and writes no JSON.
+    #[arg(long, value_enum)]
+    pub only: Option<Phase>,
+}
+
+/// A phase of the harness that can be measured alone (`--only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// The bare consumer and `yujing run` over the whole set.
+    Run,
+    /// Report → alert at a steady rate.
+    Latency,
 }
 
 /// Every figure of one run.
@@ -155,11 +164,11 @@ pub fn main(opts: Options) -> Result<()> {
         broker.create_topic(topic, partitions)?;
     }
 
-    if opts.latency_only {
+    if opts.only == Some(Phase::Latency) {
         let spec = latency_spec(&opts, latency_secs);
         f.latency = latency::measure(&bin, &config, &brokers, &dir, &messages, &spec)?;
         drop(broker);
-        println!("{}", table::render_latency(&f.latency));
+        println!("{}", table::render_only(&f, Phase::Latency));
         if opts.keep {
             eprintln!("working directory kept: {}", work.keep().display());
         }
@@ -184,6 +193,14 @@ pub fn main(opts: Options) -> Result<()> {
 
     eprintln!("yujing run");
     throughput_run(&bin, &config, &brokers, n, &dir, &mut f)?;
+    if opts.only == Some(Phase::Run) {
+        drop(broker);
+        println!("{}", table::render_only(&f, Phase::Run));
+        if opts.keep {
+            eprintln!("working directory kept: {}", work.keep().display());
+        }
+        return Ok(());
+    }
     if !opts.keep {
         // The store of a million reports takes a gigabyte; the disk may not have two.
         for ext in ["", "-wal", "-shm"] {

@@ -1,6 +1,6 @@
 //! The run's table (Markdown, as pasted into the README) and its JSON.
 
-use super::Figures;
+use super::{Figures, Phase};
 use super::latency::{Latency, Percentiles};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -63,7 +63,6 @@ fn missing(p: &Percentiles) -> String {
 
 /// The table, with the machine and the verdict against the performance issue's targets.
 pub fn render(f: &Figures, c: &Context) -> String {
-    let ratio = f.run_rate / f.bare_rate;
     let l = &f.latency;
     let mut s = String::new();
     let _ = writeln!(
@@ -82,6 +81,43 @@ pub fn render(f: &Figures, c: &Context) -> String {
     );
     let _ = writeln!(s, "| measure | result | target (floor / goal) | verdict |");
     let _ = writeln!(s, "|---|---:|---|---|");
+    s.push_str(&run_rows(f));
+    let _ = writeln!(
+        s,
+        "| `yujing replay` of the {} reports ({:.1} s, the median of {}: {}) | {} | 300k/s / 1M/s | {} |",
+        f.reports,
+        f.replay_s,
+        f.replay_runs.len(),
+        f.replay_runs.iter().map(|s| format!("{s:.1} s")).collect::<Vec<_>>().join(", "),
+        rate(f.replay_rate),
+        verdict(f.replay_rate >= 3e5, f.replay_rate >= 1e6)
+    );
+    s.push_str(&latency_rows(l));
+    s.push_str(&memory_row(f));
+    let _ = write!(
+        s,
+        "\n(fixtures generated in {:.1} s; {} reports produced in {:.1} s = {})",
+        f.generate_s,
+        f.reports,
+        f.produce_s,
+        rate(f.reports as f64 / f.produce_s)
+    );
+    s
+}
+
+/// The rows of one phase measured alone (`--only`), with the table's header.
+pub fn render_only(f: &Figures, phase: Phase) -> String {
+    let rows = match phase {
+        Phase::Run => run_rows(f) + &memory_row(f),
+        Phase::Latency => latency_rows(&f.latency),
+    };
+    format!("| measure | result | target (floor / goal) | verdict |\n|---|---:|---|---|\n{rows}")
+}
+
+/// The rows of the bare consumer and `yujing run`.
+fn run_rows(f: &Figures) -> String {
+    let ratio = f.run_rate / f.bare_rate;
+    let mut s = String::new();
     let _ = writeln!(
         s,
         "| bare rdkafka consumer, first → last message | {} | the limit | (join {:.1} s; {} from its start) |",
@@ -102,17 +138,12 @@ pub fn render(f: &Figures, c: &Context) -> String {
         f.run_first_commit_s,
         rate(f.run_rate_total)
     );
-    let _ = writeln!(
-        s,
-        "| `yujing replay` of the {} reports ({:.1} s, the median of {}: {}) | {} | 300k/s / 1M/s | {} |",
-        f.reports,
-        f.replay_s,
-        f.replay_runs.len(),
-        f.replay_runs.iter().map(|s| format!("{s:.1} s")).collect::<Vec<_>>().join(", "),
-        rate(f.replay_rate),
-        verdict(f.replay_rate >= 3e5, f.replay_rate >= 1e6)
-    );
-    s.push_str(&latency_rows(l));
+    s
+}
+
+/// The row of `yujing run`'s memory.
+fn memory_row(f: &Figures) -> String {
+    let mut s = String::new();
     let _ = writeln!(
         s,
         "| peak RSS of `yujing run` holding {} institution-periods | {:.0} MiB (at the end {:.0} MiB) | 1024 / 400 MiB | {} |",
@@ -121,20 +152,7 @@ pub fn render(f: &Figures, c: &Context) -> String {
         mib(f.run_rss),
         verdict(mib(f.run_peak_rss) <= 1024.0, mib(f.run_peak_rss) <= 400.0)
     );
-    let _ = write!(
-        s,
-        "\n(fixtures generated in {:.1} s; {} reports produced in {:.1} s = {})",
-        f.generate_s,
-        f.reports,
-        f.produce_s,
-        rate(f.reports as f64 / f.produce_s)
-    );
     s
-}
-
-/// The latency phase's two rows (`--latency-only`), with the table's header.
-pub fn render_latency(l: &Latency) -> String {
-    format!("| measure | result | target (floor / goal) | verdict |\n|---|---:|---|---|\n{}", latency_rows(l))
 }
 
 /// The rows of the latency phase: the bare consumer's hop and report → alert.
