@@ -21,7 +21,7 @@ pub struct IngestConfig {
     /// Larger inputs are dead-lettered as `too_large`.
     pub max_report_bytes: usize,
     /// While a backlog is read (`yujing run` behind its topic, `yujing replay --store`),
-    /// scores and alerts are brought up to date at most this often, e.g. "1s", and never
+    /// scores and alerts are brought up to date at most this often, e.g. "5s", and never
     /// for longer than was spent ingesting since (see [`crate::pace`]); "0s" settles every
     /// batch. A caught-up service settles every batch.
     #[serde(with = "humantime_serde")]
