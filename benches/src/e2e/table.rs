@@ -1,7 +1,7 @@
 //! The run's table (Markdown, as pasted into the README) and its JSON.
 
-use super::{Figures, Phase};
 use super::latency::{Latency, Percentiles};
+use super::{Figures, Phase};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
