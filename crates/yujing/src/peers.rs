@@ -44,9 +44,29 @@ pub struct PeersConfig {
     /// How long one read waits for a first record, e.g. "500ms".
     #[serde(with = "humantime_serde")]
     pub batch_max_wait: Duration,
+    /// How long the broker may hold one of the reader's fetches while nothing new comes
+    /// (librdkafka's `fetch.wait.max.ms`), e.g. "500ms"; it overrides `[kafka.client]`'s, which
+    /// the source may need short. The view is not on an alert's way out, and a short wait
+    /// only loads the broker with empty fetches.
+    #[serde(with = "humantime_serde")]
+    pub fetch_wait: Duration,
 }
 
 impl PeersConfig {
+    /// The reader of the peers' topics: the client settings of `kafka`, with the fetch wait
+    /// of [`PeersConfig::fetch_wait`].
+    pub fn reader_config(&self, kafka: &KafkaConfig) -> KafkaTableConfig {
+        let mut extra = kafka.client.clone();
+        extra.insert("fetch.wait.max.ms".into(), self.fetch_wait.as_millis().to_string());
+        KafkaTableConfig {
+            brokers: kafka.brokers.clone(),
+            topics: vec![kafka.scores_topic.clone(), kafka.alerts_topic.clone(), kafka.alert_actions_topic.clone()],
+            batch_max_messages: self.batch_max_messages,
+            batch_max_wait: self.batch_max_wait,
+            extra,
+        }
+    }
+
     /// Starts reading the peers' topics (inside a tokio runtime); `None` when disabled.
     /// Alerts published from the store of `origin` (this instance's, see
     /// [`yujing_store::Store::origin`]) are skipped: the engine holds them already.
@@ -54,14 +74,7 @@ impl PeersConfig {
         if !self.enabled {
             return Ok(None);
         }
-        let mut reader = KafkaTableConfig {
-            brokers: kafka.brokers.clone(),
-            topics: vec![kafka.scores_topic.clone(), kafka.alerts_topic.clone(), kafka.alert_actions_topic.clone()],
-            batch_max_messages: self.batch_max_messages,
-            batch_max_wait: self.batch_max_wait,
-            extra: kafka.client.clone(),
-        }
-        .build()?;
+        let mut reader = self.reader_config(kafka).build()?;
         let view = PeerView { state: Arc::new(Mutex::new(PeerState::default())), version: Arc::default() };
         let topics = Topics {
             scores: kafka.scores_topic.clone(),

@@ -249,3 +249,15 @@ fn an_alert_published_from_this_instances_store_is_not_kept_a_peers_is() {
     assert_eq!(state.apply_record(&record(b"theirs"), &topics), Read::Applied);
     assert_eq!(state.alert(&alert.id), Some(&alert));
 }
+
+#[test]
+fn the_peers_reader_keeps_the_client_settings_but_waits_its_own_fetch_wait() {
+    let mut config = Config::load(None).unwrap();
+    config.kafka.client.insert("fetch.wait.max.ms".into(), "10".into());
+    config.kafka.client.insert("security.protocol".into(), "SASL_SSL".into());
+    let reader = config.peers.reader_config(&config.kafka);
+    assert_eq!(reader.extra.get("fetch.wait.max.ms").map(String::as_str), Some("500"));
+    assert_eq!(reader.extra.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+    let topics = [&config.kafka.scores_topic, &config.kafka.alerts_topic, &config.kafka.alert_actions_topic];
+    assert_eq!(reader.topics.iter().collect::<Vec<_>>(), topics);
+}
