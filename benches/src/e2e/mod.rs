@@ -167,12 +167,7 @@ pub fn main(opts: Options) -> Result<()> {
     if opts.only == Some(Phase::Latency) {
         let spec = latency_spec(&opts, latency_secs);
         f.latency = latency::measure(&bin, &config, &brokers, &dir, &messages, &spec)?;
-        drop(broker);
-        println!("{}", table::render_only(&f, Phase::Latency));
-        if opts.keep {
-            eprintln!("working directory kept: {}", work.keep().display());
-        }
-        return Ok(());
+        return only(&f, Phase::Latency, broker, work, opts.keep);
     }
 
     eprintln!("producing {} reports to bench.reports", f.reports);
@@ -194,12 +189,7 @@ pub fn main(opts: Options) -> Result<()> {
     eprintln!("yujing run");
     throughput_run(&bin, &config, &brokers, n, &dir, &mut f)?;
     if opts.only == Some(Phase::Run) {
-        drop(broker);
-        println!("{}", table::render_only(&f, Phase::Run));
-        if opts.keep {
-            eprintln!("working directory kept: {}", work.keep().display());
-        }
-        return Ok(());
+        return only(&f, Phase::Run, broker, work, opts.keep);
     }
     if !opts.keep {
         // The store of a million reports takes a gigabyte; the disk may not have two.
@@ -239,6 +229,17 @@ pub fn main(opts: Options) -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&table::json(&f, &context))? + "\n")?;
     eprintln!("figures written to {}", path.display());
     if opts.keep {
+        eprintln!("working directory kept: {}", work.keep().display());
+    }
+    Ok(())
+}
+
+/// Ends a run of one phase (`--only`): stops the broker, prints the phase's rows and keeps
+/// the working directory if asked.
+fn only(f: &Figures, phase: Phase, broker: broker::Broker, work: tempfile::TempDir, keep: bool) -> Result<()> {
+    drop(broker);
+    println!("{}", table::render_only(f, phase));
+    if keep {
         eprintln!("working directory kept: {}", work.keep().display());
     }
     Ok(())

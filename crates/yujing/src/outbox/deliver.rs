@@ -172,7 +172,8 @@ impl Publisher {
                 outbox |= self.take(work);
             }
         }
-        marker.close();
+        // Every mark handed over is applied before the counts are returned.
+        drop(marker);
         if let Err(e) = sink.flush(Duration::from_secs(5)) {
             tracing::warn!(error = %e, "flushing the producer");
         }

@@ -72,13 +72,9 @@ impl Marker {
             let _ = tx.send(Mark { table, seqs, delivery });
         }
     }
-
-    /// Applies every mark handed over, then ends the thread.
-    pub(super) fn close(self) {
-        drop(self);
-    }
 }
 
+/// Dropping the marker applies every mark handed over, then ends the thread.
 impl Drop for Marker {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::Relaxed);
