@@ -8,19 +8,42 @@ use polars::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use yujing_model::{Grade, Indicator, IndicatorScore, InstitutionScore, Metric, Period, Report, Sector};
 
-/// The polars expression that derives an indicator from the sector's metric columns.
-/// Ratios over zero are `inf` (or null for 0/0): `inf` scores at the risky end or the safe
-/// end by direction, null scores 0.
-fn indicator_expr(sector: Sector, indicator: Indicator) -> Expr {
+/// The metric columns of a sector's reports, one polars array per metric, in the sector's
+/// canonical metric order.
+struct Columns {
+    sector: Sector,
+    columns: Vec<Float64Chunked>,
+}
+
+impl Columns {
+    fn of(sector: Sector, reports: &[&Report]) -> Columns {
+        let columns = (0..sector.metrics().len())
+            .map(|k| {
+                let values: Vec<f64> = reports.iter().map(|r| r.metrics.values()[k]).collect();
+                Float64Chunked::from_vec(sector.metrics()[k].as_str().into(), values)
+            })
+            .collect();
+        Columns { sector, columns }
+    }
+
+    fn get(&self, metric: Metric) -> &Float64Chunked {
+        let k = self.sector.metrics().iter().position(|m| *m == metric);
+        &self.columns[k.unwrap_or_else(|| unreachable!("{metric} is not a metric of {}", self.sector))]
+    }
+}
+
+/// Derives an indicator from the sector's metric columns. Ratios over zero are `inf` (or
+/// null for 0/0): `inf` scores at the risky end or the safe end by direction, null scores 0.
+fn indicator(columns: &Columns, indicator: Indicator) -> Float64Chunked {
     use Indicator::*;
     use Metric::*;
-    let m = |x: Metric| col(x.as_str());
+    let m = |x: Metric| columns.get(x);
     let ratio = |a: Metric, b: Metric| m(a) / m(b);
-    let e = match (sector, indicator) {
+    let values = match (columns.sector, indicator) {
         (Sector::Bank, NplRatio) => ratio(NplBalance, TotalLoans),
         (Sector::Bank, SpecialMentionRatio) => ratio(SpecialMentionBalance, TotalLoans),
         (Sector::Bank, ProvisionCoverage) => ratio(LoanLossProvision, NplBalance),
-        (Sector::Bank, Indicator::CapitalAdequacyRatio) => m(Metric::CapitalAdequacyRatio),
+        (Sector::Bank, Indicator::CapitalAdequacyRatio) => m(Metric::CapitalAdequacyRatio).clone(),
         (Sector::Microloan, NplRatio) => ratio(NplBalance, LoanBalance),
         (Sector::Microloan, Concentration) => ratio(LargestBorrowerBalance, NetAssets),
         (Sector::Microloan, Leverage) => ratio(Borrowings, NetAssets),
@@ -28,25 +51,15 @@ fn indicator_expr(sector: Sector, indicator: Indicator) -> Expr {
         (Sector::Guarantee, Leverage) => ratio(OutstandingGuarantees, NetAssets),
         (Sector::Guarantee, Concentration) => ratio(LargestClientExposure, NetAssets),
         (Sector::Guarantee, RecoveryRate) => ratio(RecoveriesYtd, PayoutsYtd),
-        (Sector::P2pResidual, RepaymentProgress) => lit(1.0) - ratio(OutstandingPrincipal, PrincipalAtExit),
+        (Sector::P2pResidual, RepaymentProgress) => {
+            ratio(OutstandingPrincipal, PrincipalAtExit).apply_values(|x| 1.0 - x)
+        }
         (Sector::P2pResidual, Stall) => ratio(RepaidInPeriod, OutstandingPrincipal),
-        (Sector::P2pResidual, ComplaintsPer1000Lenders) => m(ComplaintsInPeriod) * lit(1000.0) / m(LendersUnpaid),
+        (Sector::P2pResidual, ComplaintsPer1000Lenders) => &(m(ComplaintsInPeriod) * 1000.0) / m(LendersUnpaid),
         (s, i) => unreachable!("{i} is not an indicator of {s}"),
     };
-    e.fill_nan(lit(NULL))
-}
-
-/// Builds the sector's frame: one row per report, one column per metric.
-fn frame(sector: Sector, reports: &[&Report]) -> Result<DataFrame> {
-    let n = reports.len();
-    let mut cols: Vec<Column> = Vec::with_capacity(sector.metrics().len() + 3);
-    cols.push(Column::new("row".into(), (0..n as u32).collect::<Vec<u32>>()));
-    cols.push(Column::new("period".into(), reports.iter().map(|r| r.period.index()).collect::<Vec<i32>>()));
-    for (k, m) in sector.metrics().iter().enumerate() {
-        let values: Vec<f64> = reports.iter().map(|r| r.metrics.values()[k]).collect();
-        cols.push(Column::new(m.as_str().into(), values));
-    }
-    Ok(DataFrame::new(n, cols)?)
+    // NaN (0/0) becomes null.
+    values.iter().map(|v| v.filter(|x| !x.is_nan())).collect()
 }
 
 /// What the polars pass computes for one report.
@@ -55,51 +68,38 @@ struct BaseRow {
     base: f64,
 }
 
-/// Indicators, sub-scores and the weighted base score of every report, in one polars pass.
+/// Indicators, sub-scores and the weighted base score of every report, with polars' array
+/// kernels.
 ///
-/// In three steps, each reading the columns of the one before, so that every indicator and
-/// sub-score is computed once (the crate builds polars without common-subexpression
-/// elimination): the indicators, then their sub-scores, then the base score from those.
+/// Eagerly, each step once: the indicators, then their sub-scores, then the base score from
+/// those. A live batch scores a few dozen reports, one call per sector and kind of period it
+/// touches; the lazy engine's planning cost about a millisecond per call, more than the
+/// arithmetic of tens of thousands of rows.
 fn base_scores(config: &ScoreConfig, sector: Sector, reports: &[&Report]) -> Result<Vec<BaseRow>> {
     let cutoffs = config.sector_cutoffs(sector);
-    let (mut indicators, mut subs) = (Vec::with_capacity(cutoffs.len()), Vec::with_capacity(cutoffs.len()));
-    let mut exprs = Vec::with_capacity(cutoffs.len() * 2 + 2);
-    let mut weighted = Vec::with_capacity(cutoffs.len());
-    exprs.push(col("row"));
+    let columns = Columns::of(sector, reports);
+    let mut rows: Vec<BaseRow> =
+        reports.iter().map(|_| BaseRow { indicators: Vec::with_capacity(cutoffs.len()), base: 0.0 }).collect();
+    let mut base: Option<Float64Chunked> = None;
     for (ind, c) in &cutoffs {
-        let name = ind.as_str();
-        let sub = format!("{name}__sub");
-        indicators.push(indicator_expr(sector, *ind).alias(name));
-        // Clamped to [0, 1] with NaN and null as 0. NaN goes first: polars orders NaN above
-        // every number. (`when`/`then` runs polars' vectorised kernels, where `clip` takes a
-        // value-by-value path that cost more than the rest of the pass.)
-        let x = ((col(name) - lit(c.safe)) / lit(c.critical - c.safe)).fill_nan(lit(0.0));
-        let scaled = when(x.clone().lt(lit(0.0)))
-            .then(lit(0.0))
-            .when(x.clone().gt(lit(1.0)))
-            .then(lit(1.0))
-            .otherwise(x)
-            .fill_null(lit(0.0))
-            * lit(100.0);
-        subs.push(scaled.alias(sub.as_str()));
-        exprs.push(col(name));
-        exprs.push(col(sub.as_str()));
-        weighted.push(col(sub.as_str()) * lit(c.weight));
-    }
-    let base = weighted.into_iter().reduce(|a, b| a + b).unwrap_or_else(|| lit(0.0));
-    exprs.push(base.alias("base"));
-    let out = frame(sector, reports)?.lazy().with_columns(indicators).with_columns(subs).select(exprs).collect()?;
-
-    let base = out.column("base")?.f64()?;
-    let mut rows: Vec<BaseRow> = base
-        .iter()
-        .map(|b| BaseRow { indicators: Vec::with_capacity(cutoffs.len()), base: b.unwrap_or(0.0) })
-        .collect();
-    for (ind, _) in &cutoffs {
-        let values = out.column(ind.as_str())?.f64()?;
-        let subs = out.column(&format!("{}__sub", ind.as_str()))?.f64()?;
-        for (row, (v, s)) in rows.iter_mut().zip(values.iter().zip(subs.iter())) {
+        let values = indicator(&columns, *ind);
+        // Clamped to [0, 1] with NaN and null as 0, then scaled to 100.
+        let scaled = (&(&values - c.safe) / (c.critical - c.safe))
+            .apply_values(|x| if x.is_nan() || x < 0.0 { 0.0 } else { x.min(1.0) })
+            .fill_null_with_values(0.0)?;
+        let sub = &scaled * 100.0;
+        let weighted = &sub * c.weight;
+        base = Some(match base {
+            Some(b) => &b + &weighted,
+            None => weighted,
+        });
+        for (row, (v, s)) in rows.iter_mut().zip(values.iter().zip(sub.iter())) {
             row.indicators.push(IndicatorScore { indicator: *ind, value: v.into(), sub_score: s.unwrap_or(0.0) });
+        }
+    }
+    if let Some(base) = base {
+        for (row, b) in rows.iter_mut().zip(base.iter()) {
+            row.base = b.unwrap_or(0.0);
         }
     }
     Ok(rows)
@@ -263,6 +263,32 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_ratio_over_zero_scores_at_the_risky_end_and_zero_over_zero_is_undefined() {
+        let line = |id: &str, net_assets: u32, largest: u32, borrowings: u32| {
+            format!(
+                r#"{{"schema_version":1,"report_id":"{id}/r1","institution_id":"{id}","institution_name":"某小额贷款有限公司","sector":"microloan","district_code":"500103","period":"2025-09","revision":1,"submitted_at":"2025-10-12T09:30:00+08:00","metrics":{{"loan_balance":100,"npl_balance":5,"net_assets":{net_assets},"largest_borrower_balance":{largest},"borrowings":{borrowings}}}}}"#
+            )
+        };
+        let reports: Vec<Report> = [line("CQ-MLC-0001", 0, 10, 0), line("CQ-MLC-0002", 40, 100, 40)]
+            .iter()
+            .map(|l| decode(l.as_bytes(), &DecodeLimits::default()).unwrap())
+            .collect();
+        let refs: Vec<&Report> = reports.iter().collect();
+        let p: Period = "2025-09".parse().unwrap();
+        let scores = score_sector(&ScoreConfig::default(), Sector::Microloan, &BTreeSet::from([p]), &refs).unwrap();
+        let get = |k: usize, i: Indicator| {
+            let s = scores[k].indicators.iter().find(|x| x.indicator == i).unwrap();
+            (s.value.get(), s.sub_score)
+        };
+        // 10 / 0: infinite, at the risky end; 0 / 0: undefined, scores nothing.
+        assert_eq!(get(0, Indicator::Concentration), (Some(f64::INFINITY), 100.0));
+        assert_eq!(get(0, Indicator::Leverage), (None, 0.0));
+        // Past the critical line: clamped to 100; at the safe end: 0.
+        assert_eq!(get(1, Indicator::Concentration), (Some(2.5), 100.0));
+        assert_eq!(get(1, Indicator::NplRatio).1, 100.0 * (0.05 - 0.03) / 0.12);
     }
 
     #[test]
