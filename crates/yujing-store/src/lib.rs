@@ -57,6 +57,14 @@ pub enum Error {
     /// JSON encoding failed.
     #[error("json: {0}")]
     Json(String),
+    /// A thread of the store's could not start.
+    #[error("store {}: starting a thread: {source}", path.display())]
+    Thread {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why it could not.
+        source: std::io::Error,
+    },
 }
 
 /// Results of this crate.

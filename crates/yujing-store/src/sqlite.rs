@@ -7,6 +7,7 @@
 
 use crate::ledger::{Ledger, LedgerSettings, SlotState};
 use crate::{Error, Result};
+use checkpointer::Checkpointer;
 use chrono::{DateTime, FixedOffset};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Deserialize;
@@ -174,6 +175,9 @@ pub struct BatchWrite<'a> {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Checkpoints the WAL beside this connection's commits, when asked for
+    /// ([`Store::checkpoint_in_background`]).
+    checkpointer: Option<Checkpointer>,
 }
 
 fn sql(e: rusqlite::Error, path: &Path) -> Error {
@@ -190,7 +194,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| sql(e, path))?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(|e| sql(e, path))?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| sql(e, path))?;
-        let mut store = Store { conn, path: path.to_path_buf() };
+        let mut store = Store { conn, path: path.to_path_buf(), checkpointer: None };
         store.migrate()?;
         Ok(store)
     }
@@ -200,7 +204,7 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| sql(e, path))?;
         conn.busy_timeout(default_busy()).map_err(|e| sql(e, path))?;
-        let store = Store { conn, path: path.to_path_buf() };
+        let store = Store { conn, path: path.to_path_buf(), checkpointer: None };
         let version = store.schema_version()?;
         if version as usize != MIGRATIONS.len() {
             return Err(Error::Schema {
@@ -324,7 +328,25 @@ impl Store {
                 put_dead.execute(params![d.record, d.original]).map_err(e)?;
             }
         }
-        tx.commit().map_err(e)
+        tx.commit().map_err(e)?;
+        if let Some(c) = &self.checkpointer {
+            c.wake();
+        }
+        Ok(())
+    }
+
+    /// Checkpoints the WAL on a thread and connection of their own from now on, not in this
+    /// connection's commits (unless the WAL outgrows the bound this sets): for a writer
+    /// whose commits someone waits for (`yujing run`'s). The thread ends with the store.
+    pub fn checkpoint_in_background(&mut self) -> Result<()> {
+        if self.checkpointer.is_some() {
+            return Ok(());
+        }
+        let e = |err| sql(err, &self.path);
+        self.conn.pragma_update(None, "wal_autocheckpoint", checkpointer::WRITER_CHECKPOINT_PAGES).map_err(e)?;
+        self.conn.pragma_update(None, "journal_size_limit", checkpointer::WAL_SIZE_LIMIT).map_err(e)?;
+        self.checkpointer = Some(Checkpointer::spawn(&self.path, default_busy())?);
+        Ok(())
     }
 
     /// Rebuilds the ledger from the stored slots.
@@ -466,6 +488,7 @@ impl Store {
     }
 }
 
+mod checkpointer;
 mod outbox;
 pub use outbox::{Delivery, StoredDeadLetter};
 

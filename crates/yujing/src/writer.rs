@@ -96,8 +96,11 @@ pub struct StoreWriter {
 impl StoreWriter {
     /// Starts the writer on `store` (a connection of its own). After each commit it hands
     /// the batch's district scores to `publisher` and wakes it, and records the commit in
-    /// `metrics`.
+    /// `metrics`. The store's WAL is checkpointed beside the commits from then on
+    /// ([`Store::checkpoint_in_background`]).
     pub fn spawn(mut store: Store, publisher: PublisherWaker, metrics: Arc<Metrics>) -> Result<StoreWriter> {
+        // The pipeline waits for each commit: checkpoints go beside them, not inside one.
+        store.checkpoint_in_background().context("starting the store's checkpoints")?;
         let (jobs, rx) = mpsc::sync_channel::<Commit>(1);
         let (done_tx, done) = mpsc::channel();
         let thread = std::thread::Builder::new()

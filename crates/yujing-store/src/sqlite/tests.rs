@@ -212,3 +212,24 @@ fn a_new_store_has_16k_pages_and_one_made_before_keeps_its_own() {
     drop(StoreConfig::at(&old).build().unwrap());
     assert_eq!(page_size(&old), 4096);
 }
+
+#[test]
+fn the_wal_is_checkpointed_beside_the_writers_commits() {
+    let (dir, mut store) = store();
+    store.checkpoint_in_background().unwrap();
+    let file = dir.path().join("y.db");
+    let size = || std::fs::metadata(&file).unwrap().len();
+    let before = size();
+    let mut ledger = Ledger::new(LedgerSettings::default());
+    for i in 0..200 {
+        ledger.apply(report(&format!("I{i:03}"), "2020-01", 1, "2020-02-12T10:00:00+08:00"));
+    }
+    store.commit(&BatchWrite { slots: ledger.take_dirty(), ..Default::default() }).unwrap();
+    // A few dozen pages: far below any threshold of the writer's own checkpoints.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while size() <= before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(size() > before, "the checkpointer copied the committed pages into the database file");
+    assert_eq!(store.report_count().unwrap(), 200);
+}
