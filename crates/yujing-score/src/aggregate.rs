@@ -375,16 +375,17 @@ impl Aggregation {
             }
             // The new one is held if it ranks above the last held, or if every other member
             // is held; otherwise it ranks below them all, as a member not held must.
+            let members = usize::try_from(a.sums.institutions).unwrap_or(0);
             if let Some((s, _)) = new {
                 let m = Member::of(s);
-                let others_unheld = usize::try_from(a.sums.institutions).unwrap_or(0) > a.top.len() + 1;
+                let others_unheld = members > a.top.len() + 1;
                 if !others_unheld || a.top.last().is_some_and(|last| member_order(&m, last, weighted) == Ordering::Less)
                 {
                     a.offer(m);
                 }
             }
             // Fewer held than listed while some are not held: who comes next is not known.
-            if a.top.len() < TOP_CONTRIBUTORS.min(usize::try_from(a.sums.institutions).unwrap_or(0)) {
+            if a.top.len() < TOP_CONTRIBUTORS.min(members) {
                 return false;
             }
         }

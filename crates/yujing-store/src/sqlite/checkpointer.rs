@@ -29,7 +29,8 @@ pub(super) const WRITER_CHECKPOINT_PAGES: u32 = 8_000;
 /// largest size it reached).
 pub(super) const WAL_SIZE_LIMIT: i64 = 64 << 20;
 
-/// The checkpointing thread; dropping it runs a last checkpoint and joins the thread.
+/// The checkpointing thread; dropping it finishes a checkpoint already asked for and joins
+/// the thread.
 pub(super) struct Checkpointer {
     wake: Option<SyncSender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -70,7 +71,8 @@ impl Drop for Checkpointer {
     }
 }
 
-/// Checkpoints once commits have gathered after each wake-up, and once more at the end.
+/// Checkpoints once commits have gathered after each wake-up (at once when the store closes
+/// meanwhile), until the store closes.
 fn run(conn: &Connection, path: &Path, woken: &mpsc::Receiver<()>) {
     while woken.recv().is_ok() {
         let until = Instant::now() + GATHER;
