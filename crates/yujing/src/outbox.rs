@@ -32,7 +32,8 @@ use deliver::Publisher;
 use marker::Marker;
 
 /// The header naming the store an alert transition was published from (see
-/// [`Store::origin`](yujing_store::Store::origin)): the whole-city view skips its own alerts when it reads them back.
+/// [`Store::origin`](yujing_store::Store::origin)): the whole-city view skips its own
+/// alerts when it reads them back.
 pub const ORIGIN_HEADER: &str = "yujing.origin";
 
 /// How many outbox records one round sends at most, per kind.
