@@ -272,6 +272,10 @@ pub struct SlotState {
     pub seen: Vec<String>,
     /// The earliest submission of any revision.
     pub first_submitted: DateTime<FixedOffset>,
+    /// The winning report as it was received (its JSON text), when whoever takes the slot
+    /// still has it: a store keeps it as it is rather than serializing the report again.
+    /// `None` (always so from the ledger itself): the report is serialized.
+    pub original: Option<String>,
 }
 
 impl Ledger {
@@ -384,6 +388,11 @@ impl Ledger {
         }
     }
 
+    /// Whether the slots each report changes are noted ([`Ledger::track_dirty`]).
+    pub fn tracks_dirty(&self) -> bool {
+        !self.untracked
+    }
+
     /// The state of one institution and period.
     pub fn slot(&self, institution_id: &str, period: Period) -> Option<SlotState> {
         let s = self.institutions.get(institution_id)?.periods.get(&period)?;
@@ -391,6 +400,7 @@ impl Ledger {
             winner: s.winner.clone(),
             seen: s.others.iter().chain([&s.winner.report_id]).map(|x| x.to_string()).collect(),
             first_submitted: s.first_submitted,
+            original: None,
         })
     }
 

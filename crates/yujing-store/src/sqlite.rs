@@ -252,7 +252,12 @@ impl Store {
                 .map_err(e)?;
             for s in &batch.slots {
                 let r = &s.winner;
-                let json = serde_json::to_string(r.as_ref()).map_err(|x| Error::Json(x.to_string()))?;
+                // The report as received where the batch still has it: serializing every
+                // report again took about a fifth of a commit.
+                let json = match &s.original {
+                    Some(text) => std::borrow::Cow::Borrowed(text.as_str()),
+                    None => serde_json::to_string(r.as_ref()).map_err(|x| Error::Json(x.to_string()))?.into(),
+                };
                 let seen = serde_json::to_string(&s.seen).map_err(|x| Error::Json(x.to_string()))?;
                 put_report
                     .execute(params![
@@ -374,7 +379,7 @@ impl Store {
             let seen: Vec<String> = serde_json::from_str(&seen).map_err(|x| Error::Json(x.to_string()))?;
             let first_submitted = DateTime::parse_from_rfc3339(&first)
                 .map_err(|x| Error::Corrupt { path: self.path.clone(), message: format!("first_submitted: {x}") })?;
-            ledger.restore_slot(SlotState { winner: Arc::new(winner), seen, first_submitted });
+            ledger.restore_slot(SlotState { winner: Arc::new(winner), seen, first_submitted, original: None });
         }
         if let Some(m) = self.meta("max_submitted")? {
             let m = DateTime::parse_from_rfc3339(&m)

@@ -164,3 +164,28 @@ fn batches_committed_but_never_settled_are_derived_on_restart() {
     let audited = reader.audit(0, 1_000_000, false).unwrap().iter().filter(|a| a.kind == "opened").count();
     assert_eq!(audited, opened);
 }
+
+#[test]
+fn a_batchs_winning_reports_go_to_the_store_as_received_and_the_rest_serialized() {
+    use common::{healthy_microloan, line, on_time};
+    use yujing_model::Sector;
+    let mut e = common::engine();
+    e.track_dirty_slots();
+    let v = healthy_microloan();
+    let a1 = line("A", Sector::Microloan, 500103, "2021-01", 1, &on_time("2021-01"), &v);
+    let a2 = line("A", Sector::Microloan, 500103, "2021-01", 2, "2021-02-11T10:00:00+08:00", &v);
+    let b1 = format!(" {}", line("B", Sector::Microloan, 500103, "2021-01", 1, &on_time("2021-01"), &v));
+    // A's first revision is replaced within the batch: its slot keeps the second's text.
+    e.ingest(&common::inputs(&[a1.clone(), a2.clone(), b1.clone()]));
+    let mut slots = e.take_dirty_slots();
+    slots.sort_by(|x, y| x.winner.institution_id.cmp(&y.winner.institution_id));
+    let originals: Vec<_> = slots.iter().map(|s| (&*s.winner.institution_id, s.original.as_deref())).collect();
+    assert_eq!(originals, vec![("A", Some(a2.as_str())), ("B", Some(b1.as_str()))]);
+    // A re-send changes what the slot has seen, not its winner: serialized, as nothing
+    // holds the winner's text any longer.
+    e.ingest(&common::inputs(&[a1]));
+    let slots = e.take_dirty_slots();
+    assert_eq!(slots.len(), 1);
+    assert_eq!(slots[0].original, None);
+    assert!(e.take_dirty_slots().is_empty());
+}

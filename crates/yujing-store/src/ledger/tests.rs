@@ -289,7 +289,7 @@ fn institutions_are_walked_in_id_order_applied_or_restored() {
     for id in ["B", "A"] {
         let r = Arc::new(report(id, "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00"));
         let first_submitted = r.submitted_at;
-        restored.restore_slot(SlotState { winner: r, seen: Vec::new(), first_submitted });
+        restored.restore_slot(SlotState { winner: r, seen: Vec::new(), first_submitted, original: None });
     }
     let ids = |l: &Ledger| l.institutions().map(|r| r.institution_id.to_string()).collect::<Vec<_>>();
     assert_eq!(ids(&l), ["CQ-MLC-100", "CQ-MLC-20", "CQ-MLC-3"]);

@@ -172,6 +172,10 @@ pub struct Engine {
     /// The latest `submitted_at` of a decoded report read from each partition of the
     /// source (Kafka): what [`Engine::hold_watermark`] is given while partitions lag.
     submitted_by_partition: BTreeMap<i32, DateTime<FixedOffset>>,
+    /// While the ledger notes its changed slots for a store: each report that won its slot
+    /// since the last [`Engine::take_dirty_slots`], with the bytes it was received as, by the
+    /// address of the ledger's copy (held here, so no other report can take the address).
+    originals: HashMap<usize, (Arc<Report>, Vec<u8>)>,
 }
 
 /// An aggregation's row of an institution and period: its score and winning report, when it
@@ -225,6 +229,7 @@ impl Engine {
             pending_from: HashMap::new(),
             memos: HashMap::new(),
             submitted_by_partition: BTreeMap::new(),
+            originals: HashMap::new(),
         }
     }
 
@@ -304,6 +309,12 @@ impl Engine {
                 .then(|| self.ledger.report(&report.institution_id, period).cloned());
             match self.ledger.apply_keyed(report) {
                 (Outcome::New | Outcome::Replaced { .. }, inst) => {
+                    if self.ledger.tracks_dirty()
+                        && let Some(winner) = self.ledger.report(&inst, period)
+                    {
+                        let original = (Arc::clone(winner), input.bytes.clone());
+                        self.originals.insert(Arc::as_ptr(winner) as usize, original);
+                    }
                     if let Some(before) = before {
                         let noted = self.reports_before.entry(period).or_default();
                         noted.entry(inst.clone()).or_insert(before);
@@ -460,9 +471,21 @@ impl Engine {
         self.ledger.track_dirty(true);
     }
 
-    /// The ledger slots changed since the last call, for the store.
+    /// The ledger slots changed since the last call, for the store: a slot whose winning
+    /// report was ingested since then carries the text it was received as
+    /// ([`SlotState::original`]), which the store keeps rather than serializing it again.
     pub fn take_dirty_slots(&mut self) -> Vec<SlotState> {
-        self.ledger.take_dirty()
+        let mut slots = self.ledger.take_dirty();
+        let mut originals = std::mem::take(&mut self.originals);
+        if !originals.is_empty() {
+            for s in &mut slots {
+                // The address is the ledger's copy's, held in `originals`: the same report.
+                if let Some((_, bytes)) = originals.remove(&(Arc::as_ptr(&s.winner) as usize)) {
+                    s.original = String::from_utf8(bytes).ok();
+                }
+            }
+        }
+        slots
     }
 
     /// The alerts whose published view changed since the last call, for the store to write
