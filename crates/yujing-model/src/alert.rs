@@ -386,10 +386,14 @@ struct AlertWire<'a> {
     sector: SectorScope,
     period: Period,
     last_period: Period,
-    opened_at: &'a DateTime<FixedOffset>,
-    updated_at: &'a DateTime<FixedOffset>,
-    resolved_at: &'a Option<DateTime<FixedOffset>>,
-    respond_by: &'a DateTime<FixedOffset>,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    opened_at: DateTime<FixedOffset>,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    updated_at: DateTime<FixedOffset>,
+    #[serde(serialize_with = "crate::rfc3339::serialize_option")]
+    resolved_at: Option<DateTime<FixedOffset>>,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    respond_by: DateTime<FixedOffset>,
     history: &'a [SeverityStep],
     evidence: &'a Evidence,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -417,10 +421,10 @@ impl Serialize for Alert {
             sector: self.sector,
             period: self.period,
             last_period: self.last_period,
-            opened_at: &self.opened_at,
-            updated_at: &self.updated_at,
-            resolved_at: &self.resolved_at,
-            respond_by: &self.respond_by,
+            opened_at: self.opened_at,
+            updated_at: self.updated_at,
+            resolved_at: self.resolved_at,
+            respond_by: self.respond_by,
             history: &self.history,
             evidence: &self.evidence,
             assignee: self.assignee.as_deref(),

@@ -22,6 +22,7 @@ pub mod dead_letter;
 pub mod district;
 pub mod period;
 pub mod report;
+pub mod rfc3339;
 pub mod score;
 pub mod sector;
 

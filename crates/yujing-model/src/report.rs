@@ -158,6 +158,7 @@ pub struct Report {
     /// 1 for the first submission, higher for corrections.
     pub revision: u32,
     /// When the institution submitted it.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub submitted_at: DateTime<FixedOffset>,
     /// The figures.
     pub metrics: Metrics,
