@@ -112,9 +112,10 @@ fn derive_rule(rule: &Rule, series: &EntitySeries, points: &[&SeriesPoint], out:
     // The evidence reflects the last point an alert saw: it is built once, when the alert
     // is closed or the series ends, from that point (not rebuilt at every point).
     let mut last: Option<(&SeriesPoint, f64, u32, bool)> = None;
+    let mut hint = 0;
     for (i, point) in points.iter().enumerate() {
         // A point without the metric (unknown this period) leaves the state as it is.
-        if let Some(v) = point.value(&rule.metric) {
+        if let Some(v) = point.value_hinted(&rule.metric, &mut hint) {
             for (streak, level) in streaks.iter_mut().zip(&rule.levels) {
                 *streak = if rule.direction.crossed(v, level.at) { streak.saturating_add(1) } else { 0 };
             }

@@ -27,6 +27,11 @@ impl SeriesPoint {
     pub fn value(&self, metric: &str) -> Option<f64> {
         self.values.get(metric).filter(|v| v.is_finite())
     }
+
+    /// [`SeriesPoint::value`] through [`Figures::get_hinted`], for a walk over a series.
+    pub fn value_hinted(&self, metric: &str, hint: &mut usize) -> Option<f64> {
+        self.values.get_hinted(metric, hint).filter(|v| v.is_finite())
+    }
 }
 
 /// One entity's series: an institution, or a district's (or the city's) aggregate for

@@ -215,6 +215,30 @@ impl Figures {
         self.position(metric).ok().map(|i| self.0[i].1)
     }
 
+    /// [`Figures::get`], looking first at position `hint` (where the metric sat in figures
+    /// of the same shape), and setting `hint` to where it was found: a walk over a series'
+    /// points finds each in one comparison instead of a search.
+    ///
+    /// ```
+    /// use yujing_model::alert::Figures;
+    /// let f: Figures = [("npl_ratio", 0.12), ("base_score", 61.0)].into_iter().collect();
+    /// let mut hint = 0;
+    /// assert_eq!(f.get_hinted("npl_ratio", &mut hint), Some(0.12));
+    /// assert_eq!(hint, 1);
+    /// assert_eq!(f.get_hinted("npl_ratio", &mut hint), Some(0.12));
+    /// assert_eq!(f.get_hinted("leverage", &mut hint), None);
+    /// ```
+    pub fn get_hinted(&self, metric: &str, hint: &mut usize) -> Option<f64> {
+        if let Some((k, v)) = self.0.get(*hint)
+            && **k == *metric
+        {
+            return Some(*v);
+        }
+        let i = self.position(metric).ok()?;
+        *hint = i;
+        Some(self.0[i].1)
+    }
+
     /// Whether a metric has a value.
     pub fn contains_key(&self, metric: &str) -> bool {
         self.position(metric).is_ok()
@@ -269,7 +293,8 @@ impl<K: Into<Cow<'static, str>>> FromIterator<(K, f64)> for Figures {
     fn from_iter<I: IntoIterator<Item = (K, f64)>>(iter: I) -> Figures {
         let mut v: Vec<(Cow<'static, str>, f64)> = iter.into_iter().map(|(k, x)| (k.into(), x)).collect();
         // Stable, so equal names keep their order and the last is the one kept.
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        // The first bytes decide most pairs of metric names without a `memcmp` call.
+        v.sort_by(|a, b| a.0.as_bytes().first().cmp(&b.0.as_bytes().first()).then_with(|| a.0.cmp(&b.0)));
         v.reverse();
         v.dedup_by(|later, earlier| later.0 == earlier.0);
         v.reverse();
@@ -529,6 +554,25 @@ pub struct Transition {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the hint (stale, out of range, another metric's), the value is `get`'s,
+        /// and the hint then points at the metric.
+        #[test]
+        fn a_hinted_lookup_finds_what_get_finds(
+            names in proptest::collection::vec("[a-e]{1,3}", 0..8),
+            metric in "[a-e]{1,3}",
+            hint in 0usize..10,
+        ) {
+            let figures: Figures = names.iter().enumerate().map(|(i, n)| (n.clone(), i as f64)).collect();
+            let mut h = hint;
+            prop_assert_eq!(figures.get_hinted(&metric, &mut h), figures.get(&metric));
+            if figures.contains_key(&metric) {
+                prop_assert_eq!(figures.keys().nth(h), Some(metric.as_str()));
+            }
+        }
+    }
 
     #[test]
     fn figures_read_and_write_as_the_map_they_replace() {

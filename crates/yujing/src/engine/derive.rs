@@ -196,12 +196,15 @@ impl Sources<'_> {
             values.push((rule_metrics::REPORTING_GAP, gap));
             if let Some(s) = score {
                 let z = trend_z_in(self.trend, s);
-                for metric in [rule_metrics::SCORE, rule_metrics::BASE_SCORE, rule_metrics::TREND_Z]
-                    .into_iter()
-                    .chain(s.indicators.iter().map(|i| i.indicator.as_str()))
-                {
+                for metric in [rule_metrics::SCORE, rule_metrics::BASE_SCORE, rule_metrics::TREND_Z] {
                     if let Some(v) = score_value(s, z, metric) {
                         values.push((metric, v));
+                    }
+                }
+                // Each indicator's own value, as `score_value` would find it by name.
+                for i in &s.indicators {
+                    if let Some(v) = i.value.get().filter(|v| v.is_finite()) {
+                        values.push((i.indicator.as_str(), v));
                     }
                 }
             }
