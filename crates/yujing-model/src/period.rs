@@ -98,15 +98,41 @@ impl FromStr for Period {
     }
 }
 
+impl Period {
+    /// `YYYY-MM` as bytes, written without `core::fmt`, for years 0 to 9999 (every period
+    /// a report can name); `None` for the others.
+    fn ascii(self) -> Option<[u8; 7]> {
+        let (year, month) = (self.year(), self.month());
+        let year = u32::try_from(year).ok().filter(|y| *y <= 9999)?;
+        let digit = |n: u32| b'0' + (n % 10) as u8;
+        Some([
+            digit(year / 1000),
+            digit(year / 100),
+            digit(year / 10),
+            digit(year),
+            b'-',
+            digit(month / 10),
+            digit(month),
+        ])
+    }
+}
+
 impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04}-{:02}", self.year(), self.month())
+        match self.ascii() {
+            // ASCII digits and a dash.
+            Some(b) => f.write_str(std::str::from_utf8(&b).map_err(|_| fmt::Error)?),
+            None => write!(f, "{:04}-{:02}", self.year(), self.month()),
+        }
     }
 }
 
 impl Serialize for Period {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.ascii() {
+            Some(b) => s.serialize_str(std::str::from_utf8(&b).map_err(serde::ser::Error::custom)?),
+            None => s.collect_str(self),
+        }
     }
 }
 
@@ -217,6 +243,15 @@ mod tests {
     use std::collections::BTreeMap;
 
     proptest! {
+        /// The text written without `core::fmt` is the formatted one, whatever the year.
+        #[test]
+        fn a_period_reads_as_its_year_and_month_formatted(index in -130_000i32..130_000) {
+            let p = Period::from_index(index);
+            let formatted = format!("{:04}-{:02}", p.year(), p.month());
+            prop_assert_eq!(p.to_string(), formatted.clone());
+            prop_assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{formatted}\""));
+        }
+
         /// Whatever order periods come in, with repeats, the map holds what a `BTreeMap`
         /// would, in the same order.
         #[test]
