@@ -181,21 +181,64 @@ fn a_version_2_store_keeps_its_reports_when_they_are_rekeyed_by_period() {
         }
     }
     let store = StoreConfig::at(&path).build().unwrap();
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
     let back = store.load_ledger(LedgerSettings::default()).unwrap();
     for (inst, p) in [("A", "2020-02"), ("B", "2020-01")] {
         assert!(back.slot(inst, p.parse().unwrap()).is_some(), "{inst} {p}");
         assert_eq!(back.slot(inst, p.parse().unwrap()), ledger.slot(inst, p.parse().unwrap()));
     }
-    let pk: Vec<String> = store
+    // Version 4: rows in the order written, each slot found through a unique index.
+    let slot_index: Vec<String> = store
         .conn
-        .prepare("SELECT name FROM pragma_table_info('reports') WHERE pk > 0 ORDER BY pk")
+        .prepare("SELECT name FROM pragma_index_info('reports_slot') ORDER BY seqno")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
         .collect::<std::result::Result<_, _>>()
         .unwrap();
-    assert_eq!(pk, ["period", "institution_id"], "keyed by period first");
+    assert_eq!(slot_index, ["period", "institution_id"], "found by period first");
+    let unique: bool = store
+        .conn
+        .query_row("SELECT \"unique\" FROM pragma_index_list('reports') WHERE name = 'reports_slot'", [], |r| r.get(0))
+        .unwrap();
+    assert!(unique);
+    let in_order: Vec<(i64, String)> = store
+        .conn
+        .prepare("SELECT period, institution_id FROM reports ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    let p = |s: &str| s.parse::<Period>().unwrap().index() as i64;
+    assert_eq!(in_order, [(p("2020-01"), "B".to_string()), (p("2020-02"), "A".to_string())], "moved in slot order");
+}
+
+#[test]
+fn a_later_revision_replaces_its_slots_row_and_the_rest_stay_in_written_order() {
+    let (_d, mut store) = store();
+    let mut ledger = Ledger::new(LedgerSettings::default());
+    ledger.apply(report("B", "2020-01", 1, "2020-02-09T10:00:00+08:00"));
+    ledger.apply(report("A", "2020-01", 1, "2020-02-10T10:00:00+08:00"));
+    store.commit(&BatchWrite { slots: ledger.take_dirty(), ..Default::default() }).unwrap();
+    ledger.apply(report("A", "2020-01", 2, "2020-02-20T10:00:00+08:00"));
+    store.commit(&BatchWrite { slots: ledger.take_dirty(), ..Default::default() }).unwrap();
+
+    assert_eq!(store.report_count().unwrap(), 2, "one row per slot");
+    let rows: Vec<(String, u32)> = store
+        .conn
+        .prepare("SELECT institution_id, revision FROM reports ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, [("B".to_string(), 1), ("A".to_string(), 2)], "the revision is written after the rest");
+    let back = store.load_ledger(LedgerSettings::default()).unwrap();
+    for inst in ["A", "B"] {
+        let period = "2020-01".parse().unwrap();
+        assert_eq!(back.slot(inst, period), ledger.slot(inst, period), "{inst}");
+    }
 }
 
 #[test]
@@ -253,4 +296,11 @@ fn the_wal_is_checkpointed_beside_the_writers_commits() {
     }
     assert!(size() > before, "the checkpointer copied the committed pages into the database file");
     assert_eq!(store.report_count().unwrap(), 200);
+}
+
+#[test]
+fn a_writing_connection_caches_a_backlog_commits_pages() {
+    let (_d, store) = store();
+    let cache: i64 = store.conn.pragma_query_value(None, "cache_size", |r| r.get(0)).unwrap();
+    assert_eq!(cache, -CACHE_KIB, "in KiB, not SQLite's 2,000");
 }
