@@ -551,6 +551,22 @@ pub struct Transition {
     pub alert: Arc<Alert>,
 }
 
+impl Transition {
+    /// The transition as JSON, the text `serde_json::to_string` gives, around its alert
+    /// already written as JSON (`alert`: `serde_json::to_string(&self.alert)`'s text). A store
+    /// that writes an alert's row and the audit record of its change makes the alert's JSON,
+    /// most of the record, once.
+    pub fn to_json_around(&self, alert: &str) -> serde_json::Result<String> {
+        // The fields in their declared order, as the derived `Serialize` writes them.
+        let (kind, by) = (serde_json::to_string(&self.kind)?, serde_json::to_string(&self.by)?);
+        let mut json = String::with_capacity(alert.len() + kind.len() + by.len() + 26);
+        for part in ["{\"kind\":", &kind, ",\"by\":", &by, ",\"alert\":", alert, "}"] {
+            json.push_str(part);
+        }
+        Ok(json)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use checkpointer::Checkpointer;
 use chrono::{DateTime, FixedOffset};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Deserialize;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -327,25 +328,37 @@ impl Store {
                     "INSERT OR REPLACE INTO alerts (id, state, severity, district_code, alert) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(e)?;
-            for a in &batch.alerts {
-                let json = serde_json::to_string(a).map_err(|x| Error::Json(x.to_string()))?;
+            let mut put_audit = tx
+                .prepare_cached(
+                    "INSERT INTO audit (recorded_at, actor, kind, alert_id, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(e)?;
+            let json = |x: serde_json::Error| Error::Json(x.to_string());
+            // An alert whose row goes with the audit record of its change (the same alert,
+            // not an equal one) is made into JSON once, for both: the alert's JSON is most of
+            // either. By address: the batch holds every alert it names.
+            let mut unwritten: HashSet<*const Alert> = batch.alerts.iter().map(|a| *a as *const Alert).collect();
+            for (at, t) in &batch.audit {
+                let alert = serde_json::to_string(&*t.alert).map_err(json)?;
+                let record = t.to_json_around(&alert).map_err(json)?;
+                put_audit.execute(params![at.to_rfc3339(), t.by, t.kind.as_str(), t.alert.id, record]).map_err(e)?;
+                if unwritten.remove(&Arc::as_ptr(&t.alert)) {
+                    let a = &t.alert;
+                    put_alert
+                        .execute(params![a.id, a.state.as_str(), a.severity.as_str(), a.district_code, alert])
+                        .map_err(e)?;
+                }
+            }
+            for a in batch.alerts.iter().filter(|a| unwritten.contains(&(**a as *const Alert))) {
+                let alert = serde_json::to_string(a).map_err(json)?;
                 put_alert
-                    .execute(params![a.id, a.state.as_str(), a.severity.as_str(), a.district_code, json])
+                    .execute(params![a.id, a.state.as_str(), a.severity.as_str(), a.district_code, alert])
                     .map_err(e)?;
             }
             let mut put_action =
                 tx.prepare_cached("INSERT INTO actions (alert_id, action) VALUES (?1, ?2)").map_err(e)?;
             for (id, json) in &batch.actions {
                 put_action.execute(params![id, json]).map_err(e)?;
-            }
-            let mut put_audit = tx
-                .prepare_cached(
-                    "INSERT INTO audit (recorded_at, actor, kind, alert_id, record) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(e)?;
-            for (at, t) in &batch.audit {
-                let json = serde_json::to_string(t).map_err(|x| Error::Json(x.to_string()))?;
-                put_audit.execute(params![at.to_rfc3339(), t.by, t.kind.as_str(), t.alert.id, json]).map_err(e)?;
             }
             let mut put_cp = tx
                 .prepare_cached(

@@ -130,6 +130,50 @@ fn alerts_actions_checkpoints_and_the_audit_outbox() {
 }
 
 #[test]
+fn an_alert_written_with_its_change_is_stored_as_each_would_be_written_alone() {
+    let (_d, mut store) = store();
+    let at = DateTime::parse_from_rfc3339("2020-03-01T10:00:00+08:00").unwrap();
+    let alert: Alert = serde_json::from_str(include_str!("test_alert.json")).unwrap();
+    // One alert's row goes with its transition (the same alert); another's with none; a
+    // third transition carries an equal alert that is not the one whose row is written;
+    // a fourth's alert has no row in the batch.
+    let shared = Arc::new(Alert { entity_name: "共享的 \"机构\"".into(), ..alert.clone() });
+    let alone = Alert { id: "b".repeat(64), ..alert.clone() };
+    let equal = Alert { id: "c".repeat(64), ..alert.clone() };
+    let other = Arc::new(Alert { id: "d".repeat(64), ..alert.clone() });
+    let changes = [
+        Transition { kind: TransitionKind::Opened, by: "yujing".into(), alert: shared.clone() },
+        Transition {
+            kind: TransitionKind::Assigned, by: "张三 \\ \"值班\"".into(), alert: Arc::new(equal.clone())
+        },
+        Transition { kind: TransitionKind::AutoResolved, by: "yujing".into(), alert: other.clone() },
+    ];
+    store
+        .commit(&BatchWrite {
+            alerts: vec![&alone, &*shared, &equal],
+            audit: changes.iter().map(|t| (at, t)).collect(),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut rows: Vec<(String, String)> = store
+        .conn
+        .prepare("SELECT id, alert FROM alerts ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    let mut expected: Vec<(String, String)> =
+        [&*shared, &alone, &equal].iter().map(|a| (a.id.clone(), serde_json::to_string(a).unwrap())).collect();
+    rows.sort();
+    expected.sort();
+    assert_eq!(rows, expected, "each alert's row, and no other");
+    let records: Vec<String> = store.audit(0, 10, false).unwrap().into_iter().map(|r| r.record).collect();
+    let expected: Vec<String> = changes.iter().map(|t| serde_json::to_string(t).unwrap()).collect();
+    assert_eq!(records, expected, "each record as the transition serializes, in order");
+}
+
+#[test]
 fn reopening_migrates_once_and_a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("y.db");
