@@ -104,6 +104,15 @@ const MIGRATIONS: &[&str] = &[
      DROP TABLE reports;
      ALTER TABLE reports_in_order RENAME TO reports;
      CREATE UNIQUE INDEX reports_slot ON reports (period, institution_id);",
+    // 5: the audit log is written once and never again. Marking a record published rewrote
+    // its row (and moved its index entry), so every transition went into the WAL twice;
+    // what waits for the alerts topic, and what never can go there, are kept beside it.
+    "CREATE TABLE audit_pending (seq INTEGER PRIMARY KEY);
+     INSERT INTO audit_pending (seq) SELECT seq FROM audit WHERE published = 0;
+     CREATE TABLE audit_undeliverable (seq INTEGER PRIMARY KEY);
+     INSERT INTO audit_undeliverable (seq) SELECT seq FROM audit WHERE published = 2;
+     DROP INDEX audit_unpublished;
+     ALTER TABLE audit DROP COLUMN published;",
 ];
 
 /// The page size of a new store, in bytes (SQLite's default is 4096). A stored report is
@@ -333,6 +342,9 @@ impl Store {
                     "INSERT INTO audit (recorded_at, actor, kind, alert_id, record) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(e)?;
+            // Each record waits for the alerts topic until it is marked.
+            let mut queue_audit =
+                tx.prepare_cached("INSERT INTO audit_pending (seq) VALUES (last_insert_rowid())").map_err(e)?;
             let json = |x: serde_json::Error| Error::Json(x.to_string());
             // An alert whose row goes with the audit record of its change (the same alert,
             // not an equal one) is made into JSON once, for both: the alert's JSON is most of
@@ -342,6 +354,7 @@ impl Store {
                 let alert = serde_json::to_string(&*t.alert).map_err(json)?;
                 let record = t.to_json_around(&alert).map_err(json)?;
                 put_audit.execute(params![at.to_rfc3339(), t.by, t.kind.as_str(), t.alert.id, record]).map_err(e)?;
+                queue_audit.execute([]).map_err(e)?;
                 if unwritten.remove(&Arc::as_ptr(&t.alert)) {
                     let a = &t.alert;
                     put_alert
@@ -492,14 +505,13 @@ impl Store {
     /// returns the outbox of transitions not yet marked published.
     pub fn audit(&self, after_seq: i64, limit: usize, unpublished_only: bool) -> Result<Vec<AuditRecord>> {
         let e = |err| sql(err, &self.path);
-        // Two statements, not one with `(?2 = 0 OR published = 0)`: that disjunction keeps
-        // SQLite off the (published, seq) index, and the outbox then scanned every record ever
-        // published on each call (quadratic in the life of a store).
+        // Two statements: the outbox walks the records waiting, not every record ever written.
         let mut stmt = self
             .conn
             .prepare_cached(if unpublished_only {
-                "SELECT seq, recorded_at, actor, kind, alert_id, record FROM audit
-                 WHERE published = 0 AND seq > ?1 ORDER BY seq LIMIT ?2"
+                "SELECT a.seq, a.recorded_at, a.actor, a.kind, a.alert_id, a.record
+                 FROM audit_pending p JOIN audit a ON a.seq = p.seq
+                 WHERE p.seq > ?1 ORDER BY p.seq LIMIT ?2"
             } else {
                 "SELECT seq, recorded_at, actor, kind, alert_id, record FROM audit
                  WHERE seq > ?1 ORDER BY seq LIMIT ?2"
@@ -524,7 +536,7 @@ impl Store {
     /// Marks audit records as published (up to and including `through_seq`).
     pub fn mark_published(&mut self, through_seq: i64) -> Result<()> {
         self.conn
-            .execute("UPDATE audit SET published = 1 WHERE seq <= ?1 AND published = 0", [through_seq])
+            .execute("DELETE FROM audit_pending WHERE seq <= ?1", [through_seq])
             .map(|_| ())
             .map_err(|e| sql(e, &self.path))
     }

@@ -54,7 +54,38 @@ impl Store {
 
     /// Records what became of the audit records `seqs` (transitions on the alerts topic).
     pub fn mark_audit(&mut self, seqs: &[i64], delivery: Delivery) -> Result<()> {
-        self.mark("audit", "published", seqs, delivery)
+        // The records themselves stay as written: a mark moves a record between the queue
+        // of those waiting and the list of those refused for good.
+        let path = self.path.clone();
+        let e = |err| sql(err, &path);
+        let (pending, refused) = match delivery {
+            Delivery::Pending => (true, false),
+            Delivery::Published => (false, false),
+            Delivery::Undeliverable => (false, true),
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut unqueue = tx.prepare("DELETE FROM audit_pending WHERE seq = ?1").map_err(e)?;
+            let mut queue = tx.prepare("INSERT OR IGNORE INTO audit_pending (seq) VALUES (?1)").map_err(e)?;
+            let mut unrefuse = tx.prepare("DELETE FROM audit_undeliverable WHERE seq = ?1").map_err(e)?;
+            let mut refuse = tx.prepare("INSERT OR IGNORE INTO audit_undeliverable (seq) VALUES (?1)").map_err(e)?;
+            for seq in seqs {
+                if pending { queue.execute([seq]) } else { unqueue.execute([seq]) }.map_err(e)?;
+                if refused { refuse.execute([seq]) } else { unrefuse.execute([seq]) }.map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// The number of audit records in each [`Delivery`] state: (pending, published,
+    /// undeliverable).
+    pub fn audit_counts(&self) -> Result<(i64, i64, i64)> {
+        let e = |err| sql(err, &self.path);
+        let count = |table: &str| -> Result<i64> {
+            self.conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).map_err(e)
+        };
+        let (all, pending, refused) = (count("audit")?, count("audit_pending")?, count("audit_undeliverable")?);
+        Ok((pending, all - pending - refused, refused))
     }
 
     /// The number of dead letters in each [`Delivery`] state: (pending, published, undeliverable).

@@ -1,4 +1,5 @@
 use super::*;
+use crate::Delivery;
 use crate::ledger::Outcome;
 use yujing_model::{AlertState, Metrics, Report, Sector, Transition, TransitionKind};
 
@@ -171,6 +172,63 @@ fn an_alert_written_with_its_change_is_stored_as_each_would_be_written_alone() {
     let records: Vec<String> = store.audit(0, 10, false).unwrap().into_iter().map(|r| r.record).collect();
     let expected: Vec<String> = changes.iter().map(|t| serde_json::to_string(t).unwrap()).collect();
     assert_eq!(records, expected, "each record as the transition serializes, in order");
+}
+
+#[test]
+fn marking_the_outbox_leaves_the_audit_log_as_it_was_written() {
+    let (_d, mut store) = store();
+    let at = DateTime::parse_from_rfc3339("2020-03-01T10:00:00+08:00").unwrap();
+    let alert = Arc::new(serde_json::from_str::<Alert>(include_str!("test_alert.json")).unwrap());
+    let kinds =
+        [TransitionKind::Opened, TransitionKind::Escalated, TransitionKind::Acknowledged, TransitionKind::Resolved];
+    let changes: Vec<Transition> =
+        kinds.iter().map(|k| Transition { kind: *k, by: "yujing".into(), alert: alert.clone() }).collect();
+    store.commit(&BatchWrite { audit: changes.iter().map(|t| (at, t)).collect(), ..Default::default() }).unwrap();
+    let written = store.audit(0, 10, false).unwrap();
+    let seqs: Vec<i64> = written.iter().map(|r| r.seq).collect();
+    assert_eq!(store.audit(0, 10, true).unwrap(), written, "every record waits for the topic");
+    assert_eq!(store.audit_counts().unwrap(), (4, 0, 0));
+
+    store.mark_audit(&[seqs[1]], Delivery::Undeliverable).unwrap();
+    store.mark_audit(&[seqs[0], seqs[2]], Delivery::Published).unwrap();
+    let waiting: Vec<i64> = store.audit(0, 10, true).unwrap().iter().map(|r| r.seq).collect();
+    assert_eq!(waiting, [seqs[3]]);
+    assert_eq!(store.audit(seqs[3], 10, true).unwrap(), [], "after the last");
+    assert_eq!(store.audit_counts().unwrap(), (1, 2, 1));
+    store.mark_published(seqs[3]).unwrap();
+    assert_eq!(store.audit_counts().unwrap(), (0, 3, 1), "the refused one stays refused");
+    store.mark_audit(&[seqs[1]], Delivery::Pending).unwrap();
+    assert_eq!(store.audit_counts().unwrap(), (1, 3, 0), "and can be queued again");
+    assert_eq!(store.audit(0, 10, false).unwrap(), written, "the log itself is as written");
+}
+
+#[test]
+fn a_version_4_store_keeps_what_its_outbox_had_delivered_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("y.db");
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for m in &MIGRATIONS[..4] {
+            tx.execute_batch(m).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 4).unwrap();
+        for (n, published) in [0, 1, 2, 0, 1].into_iter().enumerate() {
+            tx.execute(
+                "INSERT INTO audit (recorded_at, actor, kind, alert_id, record, published)
+                 VALUES ('2020-03-01T10:00:00+08:00', 'yujing', 'opened', ?1, '{}', ?2)",
+                params![format!("a{n}"), published],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let store = StoreConfig::at(&path).build().unwrap();
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    let waiting: Vec<String> = store.audit(0, 10, true).unwrap().into_iter().map(|r| r.alert_id).collect();
+    assert_eq!(waiting, ["a0", "a3"]);
+    assert_eq!(store.audit_counts().unwrap(), (2, 2, 1));
+    assert_eq!(store.audit(0, 10, false).unwrap().len(), 5);
 }
 
 #[test]
