@@ -18,6 +18,23 @@ fn report(inst: &str, period: &str, revision: u32, submitted: &str) -> Report {
     }
 }
 
+/// The rows a query gives, each as a tuple of its columns (or one column's value).
+fn rows<T>(store: &Store, sql: &str, row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>) -> Vec<T> {
+    store.conn.prepare(sql).unwrap().query_map([], row).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+}
+
+/// A store as the first `version` migrations left it.
+fn store_as_version(path: &Path, version: usize) -> rusqlite::Connection {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    let tx = conn.transaction().unwrap();
+    for m in &MIGRATIONS[..version] {
+        tx.execute_batch(m).unwrap();
+    }
+    tx.pragma_update(None, "user_version", version as i64).unwrap();
+    tx.commit().unwrap();
+    conn
+}
+
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let s = StoreConfig::at(dir.path().join("y.db")).build().unwrap();
@@ -156,19 +173,13 @@ fn an_alert_written_with_its_change_is_stored_as_each_would_be_written_alone() {
             ..Default::default()
         })
         .unwrap();
-    let mut rows: Vec<(String, String)> = store
-        .conn
-        .prepare("SELECT id, alert FROM alerts ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<std::result::Result<_, _>>()
-        .unwrap();
+    let mut written: Vec<(String, String)> =
+        rows(&store, "SELECT id, alert FROM alerts ORDER BY id", |r| Ok((r.get(0)?, r.get(1)?)));
     let mut expected: Vec<(String, String)> =
         [&*shared, &alone, &equal].iter().map(|a| (a.id.clone(), serde_json::to_string(a).unwrap())).collect();
-    rows.sort();
+    written.sort();
     expected.sort();
-    assert_eq!(rows, expected, "each alert's row, and no other");
+    assert_eq!(written, expected, "each alert's row, and no other");
     let records: Vec<String> = store.audit(0, 10, false).unwrap().into_iter().map(|r| r.record).collect();
     let expected: Vec<String> = changes.iter().map(|t| serde_json::to_string(t).unwrap()).collect();
     assert_eq!(records, expected, "each record as the transition serializes, in order");
@@ -207,21 +218,15 @@ fn a_version_4_store_keeps_what_its_outbox_had_delivered_and_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("y.db");
     {
-        let mut conn = rusqlite::Connection::open(&path).unwrap();
-        let tx = conn.transaction().unwrap();
-        for m in &MIGRATIONS[..4] {
-            tx.execute_batch(m).unwrap();
-        }
-        tx.pragma_update(None, "user_version", 4).unwrap();
+        let conn = store_as_version(&path, 4);
         for (n, published) in [0, 1, 2, 0, 1].into_iter().enumerate() {
-            tx.execute(
+            conn.execute(
                 "INSERT INTO audit (recorded_at, actor, kind, alert_id, record, published)
                  VALUES ('2020-03-01T10:00:00+08:00', 'yujing', 'opened', ?1, '{}', ?2)",
                 params![format!("a{n}"), published],
             )
             .unwrap();
         }
-        tx.commit().unwrap();
     }
     let store = StoreConfig::at(&path).build().unwrap();
     assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
@@ -250,15 +255,7 @@ fn a_version_2_store_keeps_its_reports_when_they_are_rekeyed_by_period() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("y.db");
     // A store as version 2 left it, with two slots in it.
-    {
-        let mut conn = rusqlite::Connection::open(&path).unwrap();
-        let tx = conn.transaction().unwrap();
-        for m in &MIGRATIONS[..2] {
-            tx.execute_batch(m).unwrap();
-        }
-        tx.pragma_update(None, "user_version", 2).unwrap();
-        tx.commit().unwrap();
-    }
+    drop(store_as_version(&path, 2));
     let mut ledger = Ledger::new(LedgerSettings::default());
     ledger.apply(report("B", "2020-01", 1, "2020-02-09T10:00:00+08:00"));
     ledger.apply(report("A", "2020-02", 2, "2020-03-12T10:00:00+08:00"));
@@ -290,28 +287,16 @@ fn a_version_2_store_keeps_its_reports_when_they_are_rekeyed_by_period() {
         assert_eq!(back.slot(inst, p.parse().unwrap()), ledger.slot(inst, p.parse().unwrap()));
     }
     // Version 4: rows in the order written, each slot found through a unique index.
-    let slot_index: Vec<String> = store
-        .conn
-        .prepare("SELECT name FROM pragma_index_info('reports_slot') ORDER BY seqno")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<std::result::Result<_, _>>()
-        .unwrap();
+    let slot_index: Vec<String> =
+        rows(&store, "SELECT name FROM pragma_index_info('reports_slot') ORDER BY seqno", |r| r.get(0));
     assert_eq!(slot_index, ["period", "institution_id"], "found by period first");
     let unique: bool = store
         .conn
         .query_row("SELECT \"unique\" FROM pragma_index_list('reports') WHERE name = 'reports_slot'", [], |r| r.get(0))
         .unwrap();
     assert!(unique);
-    let in_order: Vec<(i64, String)> = store
-        .conn
-        .prepare("SELECT period, institution_id FROM reports ORDER BY rowid")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<std::result::Result<_, _>>()
-        .unwrap();
+    let in_order: Vec<(i64, String)> =
+        rows(&store, "SELECT period, institution_id FROM reports ORDER BY rowid", |r| Ok((r.get(0)?, r.get(1)?)));
     let p = |s: &str| s.parse::<Period>().unwrap().index() as i64;
     assert_eq!(in_order, [(p("2020-01"), "B".to_string()), (p("2020-02"), "A".to_string())], "moved in slot order");
 }
@@ -327,15 +312,9 @@ fn a_later_revision_replaces_its_slots_row_and_the_rest_stay_in_written_order() 
     store.commit(&BatchWrite { slots: ledger.take_dirty(), ..Default::default() }).unwrap();
 
     assert_eq!(store.report_count().unwrap(), 2, "one row per slot");
-    let rows: Vec<(String, u32)> = store
-        .conn
-        .prepare("SELECT institution_id, revision FROM reports ORDER BY rowid")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<std::result::Result<_, _>>()
-        .unwrap();
-    assert_eq!(rows, [("B".to_string(), 1), ("A".to_string(), 2)], "the revision is written after the rest");
+    let written: Vec<(String, u32)> =
+        rows(&store, "SELECT institution_id, revision FROM reports ORDER BY rowid", |r| Ok((r.get(0)?, r.get(1)?)));
+    assert_eq!(written, [("B".to_string(), 1), ("A".to_string(), 2)], "the revision is written after the rest");
     let back = store.load_ledger(LedgerSettings::default()).unwrap();
     for inst in ["A", "B"] {
         let period = "2020-01".parse().unwrap();
