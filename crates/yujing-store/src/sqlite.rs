@@ -126,8 +126,9 @@ pub const PAGE_SIZE: i64 = 16384;
 /// The page cache of a writing connection, in KiB (SQLite's default is 2,000). A backlog's
 /// commit touches tens of megabytes of pages: in 2 MB the transaction spilled dirty pages
 /// into the WAL before it ended and read evicted ones back. `yujing replay --store` of the
-/// 1M set read 4.4–4.8 GB and wrote 3.5–3.8 GB through the file system with 2,000 KiB;
-/// 1.8–2.1 GB and 2.8 GB with 32 MiB (64 MiB did no better). It is filled as it is used.
+/// 1M set (reports appended in order, migration 4) read 4.4–4.8 GB and wrote 3.5–3.8 GB
+/// through the file system with 2,000 KiB; 1.8–2.1 GB and 2.8 GB with 32 MiB (64 MiB did no
+/// better). It is filled as it is used.
 pub const CACHE_KIB: i64 = 32 * 1024;
 
 /// Configuration of the durable store.
