@@ -58,20 +58,21 @@ impl Store {
         // of those waiting and the list of those refused for good.
         let path = self.path.clone();
         let e = |err| sql(err, &path);
-        let (pending, refused) = match delivery {
-            Delivery::Pending => (true, false),
-            Delivery::Published => (false, false),
-            Delivery::Undeliverable => (false, true),
+        const QUEUE: &str = "INSERT OR IGNORE INTO audit_pending (seq) VALUES (?1)";
+        const UNQUEUE: &str = "DELETE FROM audit_pending WHERE seq = ?1";
+        const REFUSE: &str = "INSERT OR IGNORE INTO audit_undeliverable (seq) VALUES (?1)";
+        const UNREFUSE: &str = "DELETE FROM audit_undeliverable WHERE seq = ?1";
+        let (queue, refuse) = match delivery {
+            Delivery::Pending => (QUEUE, UNREFUSE),
+            Delivery::Published => (UNQUEUE, UNREFUSE),
+            Delivery::Undeliverable => (UNQUEUE, REFUSE),
         };
         let tx = self.conn.transaction().map_err(e)?;
         {
-            let mut unqueue = tx.prepare("DELETE FROM audit_pending WHERE seq = ?1").map_err(e)?;
-            let mut queue = tx.prepare("INSERT OR IGNORE INTO audit_pending (seq) VALUES (?1)").map_err(e)?;
-            let mut unrefuse = tx.prepare("DELETE FROM audit_undeliverable WHERE seq = ?1").map_err(e)?;
-            let mut refuse = tx.prepare("INSERT OR IGNORE INTO audit_undeliverable (seq) VALUES (?1)").map_err(e)?;
+            let (mut queue, mut refuse) = (tx.prepare_cached(queue).map_err(e)?, tx.prepare_cached(refuse).map_err(e)?);
             for seq in seqs {
-                if pending { queue.execute([seq]) } else { unqueue.execute([seq]) }.map_err(e)?;
-                if refused { refuse.execute([seq]) } else { unrefuse.execute([seq]) }.map_err(e)?;
+                queue.execute([seq]).map_err(e)?;
+                refuse.execute([seq]).map_err(e)?;
             }
         }
         tx.commit().map_err(e)
