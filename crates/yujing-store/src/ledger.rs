@@ -369,13 +369,20 @@ impl Ledger {
     }
 
     /// The institution-periods whose state changed since the last call (any applied,
-    /// duplicate or stale report can change what is seen), for a durable store to write.
+    /// duplicate or stale report can change what is seen), for a durable store to write, in
+    /// the order they were first touched.
     pub fn take_dirty(&mut self) -> Vec<SlotState> {
         debug_assert!(!self.untracked || self.dirty.is_empty());
-        let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
-        dirty.dedup();
-        dirty.into_iter().filter_map(|(inst, period)| self.slot(&inst, period)).collect()
+        let dirty = std::mem::take(&mut self.dirty);
+        // A slot touched again is taken once. Each id noted is the ledger's own copy of it,
+        // so one institution is one address: no id is hashed or compared as text (sorting
+        // them by text was about a third of taking a backlog's batch).
+        let mut taken = foldhash::HashSet::with_capacity_and_hasher(dirty.len(), Default::default());
+        dirty
+            .into_iter()
+            .filter(|(inst, period)| taken.insert((Arc::as_ptr(inst).cast::<u8>() as usize, *period)))
+            .filter_map(|(inst, period)| self.slot(&inst, period))
+            .collect()
     }
 
     /// Whether to note the slots each report changes for [`Ledger::take_dirty`] (on from

@@ -57,6 +57,28 @@ fn changed_institutions_are_listed_once_for_new_and_replaced_winners_only() {
 }
 
 #[test]
+fn each_slot_touched_since_the_last_take_is_taken_once_in_the_order_first_touched() {
+    let mut l = Ledger::new(LedgerSettings::default());
+    let at = "2020-02-10T10:00:00+08:00";
+    l.apply(report("B", "2020-01", 1, 5.0, at));
+    l.apply(report("A", "2020-01", 1, 5.0, at));
+    l.apply(report("B", "2020-01", 1, 5.0, at)); // a repeat: the slot has seen it already
+    l.apply(report("A", "2020-02", 1, 5.0, "2020-03-10T10:00:00+08:00"));
+    l.apply(report("B", "2020-01", 2, 6.0, "2020-02-12T10:00:00+08:00"));
+    l.apply(report("AB", "2020-01", 1, 5.0, at));
+    let taken: Vec<(String, String, u32)> = l
+        .take_dirty()
+        .iter()
+        .map(|s| (s.winner.institution_id.to_string(), s.winner.period.to_string(), s.winner.revision))
+        .collect();
+    let t = |i: &str, p: &str, r| (i.to_string(), p.to_string(), r);
+    assert_eq!(taken, [t("B", "2020-01", 2), t("A", "2020-01", 1), t("A", "2020-02", 1), t("AB", "2020-01", 1)]);
+    assert!(l.take_dirty().is_empty(), "taken once");
+    l.apply(report("A", "2020-01", 1, 5.0, at));
+    assert_eq!(l.take_dirty().len(), 1, "a repeat after the take touches its slot again");
+}
+
+#[test]
 fn dedupe_and_revisions() {
     let mut l = Ledger::new(LedgerSettings::default());
     let r1 = report("A", "2020-01", 1, 5.0, "2020-02-10T10:00:00+08:00");
